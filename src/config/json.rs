@@ -1,0 +1,294 @@
+//! A small JSON parser that keeps byte positions of top-level entries and reports errors with
+//! line and column (RFC 8259; no comments or trailing commas, as Go's decoder).
+
+use super::{Entry, KeyOcc, KeyValue, Value};
+use crate::error::{Error, Result};
+use crate::text::SourceFile;
+use std::collections::BTreeMap;
+
+struct P<'a> {
+    f: &'a SourceFile,
+    b: &'a [u8],
+    i: usize,
+}
+
+const MAX_DEPTH: usize = 512;
+
+pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
+    let mut p = P {
+        f,
+        b: f.text.as_bytes(),
+        i: 0,
+    };
+    if f.text.starts_with('\u{feff}') {
+        p.i = 3;
+    }
+    p.ws();
+    let mut entries = Vec::new();
+    let v = p.value(0, Some(&mut entries))?;
+    p.ws();
+    if p.i < p.b.len() {
+        return Err(p.err("unexpected data after the top-level value"));
+    }
+    Ok((v, entries))
+}
+
+impl P<'_> {
+    fn err(&self, m: impl Into<String>) -> Error {
+        let (l, c) = self.f.line_col(self.i.min(self.b.len()));
+        Error::parse(&self.f.path, l, c, format!("invalid JSON: {}", m.into()))
+    }
+
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<()> {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(format!("expected '{}'", c as char)))
+        }
+    }
+
+    fn value(&mut self, depth: usize, top: Option<&mut Vec<Entry>>) -> Result<Value> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        match self.b.get(self.i) {
+            Some(b'{') => self.object(depth, top),
+            Some(b'[') => {
+                self.i += 1;
+                let mut v = Vec::new();
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Value::Seq(v));
+                }
+                loop {
+                    self.ws();
+                    v.push(self.value(depth + 1, None)?);
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Value::Seq(v));
+                        }
+                        _ => return Err(self.err("expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Value::Str(self.string()?)),
+            Some(b't') => self.word("true", Value::Bool(true)),
+            Some(b'f') => self.word("false", Value::Bool(false)),
+            Some(b'n') => self.word("null", Value::Null),
+            Some(b'-' | b'0'..=b'9') => {
+                let s = self.i;
+                while self.i < self.b.len()
+                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    self.i += 1;
+                }
+                let t = &self.f.text[s..self.i];
+                if t.parse::<f64>().is_err() {
+                    self.i = s;
+                    return Err(self.err(format!("invalid number '{t}'")));
+                }
+                Ok(Value::Num(t.to_string()))
+            }
+            Some(_) => Err(self.err("expected a value")),
+            None => Err(self.err("unexpected end of file")),
+        }
+    }
+
+    fn word(&mut self, w: &str, v: Value) -> Result<Value> {
+        if self.b[self.i..].starts_with(w.as_bytes()) {
+            self.i += w.len();
+            Ok(v)
+        } else {
+            Err(self.err("expected a value"))
+        }
+    }
+
+    fn object(&mut self, depth: usize, mut top: Option<&mut Vec<Entry>>) -> Result<Value> {
+        self.i += 1;
+        let mut m = BTreeMap::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(Value::Map(m));
+        }
+        let mut prev_comma: Option<usize> = None;
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return Err(self.err("expected a string key"));
+            }
+            let key_start = self.i;
+            let k = self.string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let vs = self.i;
+            let v = self.value(depth + 1, None)?;
+            let ve = self.i;
+            self.ws();
+            let next = self.b.get(self.i).copied();
+            if let Some(entries) = top.as_deref_mut() {
+                let (line, column) = self.f.line_col(key_start);
+                let value = match &v {
+                    Value::Bool(b) => KeyValue::Bool(*b),
+                    Value::Null => KeyValue::Null,
+                    other => KeyValue::Invalid(format!(
+                        "json: cannot unmarshal {} into a bool: the kubelet refuses this file",
+                        kind(other)
+                    )),
+                };
+                let removal = match next {
+                    // Remove through the following comma; a member alone on its line goes whole.
+                    Some(b',') => Some(self.whole_lines(key_start, self.i + 1)),
+                    // The last member takes the comma before it.
+                    _ => prev_comma.map(|c| c..ve),
+                };
+                entries.push(Entry {
+                    key: k.clone(),
+                    occ: KeyOcc {
+                        value,
+                        line,
+                        column,
+                        value_span: vs..ve,
+                        removal,
+                    },
+                });
+            }
+            m.insert(k, v);
+            match next {
+                Some(b',') => {
+                    prev_comma = Some(self.i);
+                    self.i += 1;
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(Value::Map(m));
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+    }
+
+    /// Widen `s..e` to whole lines when only blanks surround it on its lines.
+    fn whole_lines(&self, s: usize, e: usize) -> std::ops::Range<usize> {
+        let ls = self.f.line_range(s);
+        let le = self.f.line_range(e.saturating_sub(1));
+        let t = &self.f.text;
+        if t[ls.start..s].trim().is_empty() && t[e..le.end].trim().is_empty() {
+            ls.start..le.end
+        } else {
+            let mut end = e;
+            while end < t.len() && matches!(t.as_bytes()[end], b' ' | b'\t') {
+                end += 1;
+            }
+            s..end
+        }
+    }
+
+    fn string(&mut self) -> Result<String> {
+        self.i += 1;
+        let mut out = String::new();
+        loop {
+            let Some(&c) = self.b.get(self.i) else {
+                return Err(self.err("unterminated string"));
+            };
+            match c {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    let e = self.b.get(self.i + 1).copied();
+                    self.i += 2;
+                    match e {
+                        Some(b'"') => out.push('"'),
+                        Some(b'\\') => out.push('\\'),
+                        Some(b'/') => out.push('/'),
+                        Some(b'b') => out.push('\x08'),
+                        Some(b'f') => out.push('\x0c'),
+                        Some(b'n') => out.push('\n'),
+                        Some(b'r') => out.push('\r'),
+                        Some(b't') => out.push('\t'),
+                        Some(b'u') => {
+                            let hex = self.f.text.get(self.i..self.i + 4).unwrap_or("");
+                            let Ok(cp) = u32::from_str_radix(hex, 16) else {
+                                return Err(self.err("invalid \\u escape"));
+                            };
+                            self.i += 4;
+                            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                        }
+                        _ => {
+                            self.i -= 1;
+                            return Err(self.err("invalid escape"));
+                        }
+                    }
+                }
+                0..=0x1f => return Err(self.err("control character in string")),
+                _ => {
+                    let ch = self.f.text[self.i..].chars().next().unwrap();
+                    out.push(ch);
+                    self.i += ch.len_utf8();
+                }
+            }
+        }
+    }
+}
+
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Num(_) => "number",
+        Value::Str(_) => "string",
+        Value::Seq(_) => "array",
+        Value::Map(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
+        parse(&SourceFile::new("/c.json".into(), "/c.json".into(), s.into()))
+    }
+
+    #[test]
+    fn spans_and_removal() {
+        let s = "{\n  \"a\": 1,\n  \"makeIPTablesUtilChains\": false,\n  \"b\": \"x\"\n}\n";
+        let (_, e) = p(s).unwrap();
+        let o = &e[1].occ;
+        assert_eq!(&s[o.value_span.clone()], "false");
+        assert_eq!((o.line, o.column), (3, 3));
+        let r = o.removal.clone().unwrap();
+        assert_eq!(&s[r], "  \"makeIPTablesUtilChains\": false,\n");
+        let s2 = "{\"a\": 1, \"makeIPTablesUtilChains\": false}";
+        let (_, e) = p(s2).unwrap();
+        assert_eq!(&s2[e[1].occ.removal.clone().unwrap()], ", \"makeIPTablesUtilChains\": false");
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = p("{\n  \"a\": 1,\n  \"b\": tru\n}").err().unwrap().to_string();
+        assert_eq!(e, "/c.json:3:8: invalid JSON: expected a value");
+        let e = p("{\"a\": 1,}").err().unwrap().to_string();
+        assert!(e.contains("expected a string key"), "{e}");
+    }
+
+    #[test]
+    fn string_value_is_invalid() {
+        let (_, e) = p("{\"makeIPTablesUtilChains\": \"false\"}").unwrap();
+        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
+    }
+}

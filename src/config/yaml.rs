@@ -1,0 +1,375 @@
+//! YAML configs, decoded with YAML 1.1 scalars as the kubelet's sigs.k8s.io/yaml (yaml.v2) does.
+//!
+//! saphyr-parser supplies the structure and each node's start position; the extent of the one
+//! scalar we may edit is measured here from the source text and checked against the parser's
+//! value, so an edit can never land on the wrong bytes. Plain `no`, `off`, `n` are false and
+//! `yes`, `on`, `y` true (yaml.v2's resolve table); a quoted "false" is a string, which the
+//! kubelet refuses to decode into a bool.
+
+use super::{Entry, KeyOcc, KeyValue, Value};
+use crate::error::{Error, Result};
+use crate::text::SourceFile;
+use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+const TRUE: &[&str] = &["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"];
+const FALSE: &[&str] = &["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"];
+const NULL: &[&str] = &["", "~", "null", "Null", "NULL"];
+
+/// yaml.v2's resolution of a plain scalar's boolean spellings.
+pub fn yaml11_bool(s: &str) -> Option<bool> {
+    if TRUE.contains(&s) {
+        Some(true)
+    } else if FALSE.contains(&s) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+struct Ev<'a> {
+    ev: Event<'a>,
+    span: Span,
+}
+
+struct Builder<'a> {
+    f: &'a SourceFile,
+    events: std::vec::IntoIter<Ev<'a>>,
+    anchors: HashMap<usize, Value>,
+}
+
+pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
+    let mut parser = Parser::new_from_str(&f.text);
+    let mut events = Vec::new();
+    let mut docs = 0;
+    while let Some(r) = parser.next_event() {
+        let (ev, span) = r.map_err(|e| {
+            let m = e.marker();
+            Error::parse(&f.path, m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
+        })?;
+        if let Event::DocumentStart(_) = ev {
+            docs += 1;
+            if docs > 1 {
+                return Err(Error::parse(
+                    &f.path,
+                    span.start.line(),
+                    1,
+                    "a second YAML document: the kubelet reads only one KubeletConfiguration per file",
+                ));
+            }
+        }
+        let end = matches!(ev, Event::StreamEnd);
+        events.push(Ev { ev, span });
+        if end {
+            break;
+        }
+    }
+    let mut b = Builder {
+        f,
+        events: events.into_iter(),
+        anchors: HashMap::new(),
+    };
+    let mut entries = Vec::new();
+    let mut value = Value::Null;
+    while let Some(e) = b.events.next() {
+        match e.ev {
+            Event::MappingStart(anchor, _) => {
+                value = b.mapping(anchor, Some(&mut entries))?;
+            }
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::Alias(_) => {
+                value = b.node(e)?;
+            }
+            _ => {}
+        }
+    }
+    Ok((value, entries))
+}
+
+impl<'a> Builder<'a> {
+    fn next(&mut self) -> Result<Ev<'a>> {
+        self.events.next().ok_or_else(|| {
+            Error::parse(&self.f.path, 1, 1, "invalid YAML: unexpected end of events")
+        })
+    }
+
+    fn node(&mut self, e: Ev<'a>) -> Result<Value> {
+        match e.ev {
+            Event::Scalar(v, style, anchor, tag) => {
+                let val = scalar(&v, style, tag.as_deref());
+                if anchor > 0 {
+                    self.anchors.insert(anchor, val.clone());
+                }
+                Ok(val)
+            }
+            Event::Alias(id) => Ok(self.anchors.get(&id).cloned().unwrap_or(Value::Null)),
+            Event::SequenceStart(anchor, _) => {
+                let mut v = Vec::new();
+                loop {
+                    let e = self.next()?;
+                    if let Event::SequenceEnd = e.ev {
+                        break;
+                    }
+                    v.push(self.node(e)?);
+                }
+                let val = Value::Seq(v);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, val.clone());
+                }
+                Ok(val)
+            }
+            Event::MappingStart(anchor, _) => self.mapping(anchor, None),
+            _ => Ok(Value::Null),
+        }
+    }
+
+    fn mapping(&mut self, anchor: usize, mut top: Option<&mut Vec<Entry>>) -> Result<Value> {
+        let mut m = BTreeMap::new();
+        loop {
+            let k = self.next()?;
+            if let Event::MappingEnd = k.ev {
+                break;
+            }
+            let (kl, kc) = (k.span.start.line(), k.span.start.col());
+            let key = match self.node(k)? {
+                Value::Str(s) | Value::Num(s) => s,
+                Value::Bool(b) => b.to_string(),
+                Value::Null => "null".into(),
+                _ => String::from("<complex key>"),
+            };
+            if top.is_some() && key == "<<" {
+                return Err(Error::parse(
+                    &self.f.path,
+                    kl,
+                    kc + 1,
+                    "YAML merge keys (<<) at the top level are not supported: inline the merged keys",
+                ));
+            }
+            let v = self.next()?;
+            let vline = v.span.start.line();
+            let vstart = self.f.offset_of(vline, v.span.start.col());
+            let is_scalar = matches!(v.ev, Event::Scalar(..));
+            let raw_expected = match &v.ev {
+                Event::Scalar(s, style, _, _) => Some((s.to_string(), *style)),
+                _ => None,
+            };
+            let val = self.node(v)?;
+            if let Some(entries) = top.as_deref_mut()
+                && key.eq_ignore_ascii_case(crate::flags::KEY)
+            {
+                let occ = self.occurrence(kl, kc, vstart, is_scalar, raw_expected, &val)?;
+                entries.push(Entry {
+                    key: key.clone(),
+                    occ,
+                });
+            }
+            m.insert(key, val);
+        }
+        let val = Value::Map(m);
+        if anchor > 0 {
+            self.anchors.insert(anchor, val.clone());
+        }
+        Ok(val)
+    }
+
+    fn is_key(&self, line: usize, col: usize) -> bool {
+        self.f.text[self.f.offset_of(line, col)..].starts_with(crate::flags::KEY)
+    }
+
+    fn occurrence(
+        &self,
+        kl: usize,
+        kc: usize,
+        vstart: usize,
+        is_scalar: bool,
+        raw: Option<(String, ScalarStyle)>,
+        val: &Value,
+    ) -> Result<KeyOcc> {
+        let value = match val {
+            Value::Bool(b) => KeyValue::Bool(*b),
+            Value::Null => KeyValue::Null,
+            Value::Str(s) => KeyValue::Invalid(format!(
+                "the string \"{s}\" cannot be decoded into a bool: the kubelet refuses this file (write it unquoted)"
+            )),
+            other => KeyValue::Invalid(format!(
+                "a {} cannot be decoded into a bool: the kubelet refuses this file",
+                super::json::kind(other)
+            )),
+        };
+        let key_off = self.f.offset_of(kl, kc);
+        let text = &self.f.text;
+        let (span, ok) = if is_scalar {
+            let (s, style) = raw.unwrap();
+            measure(text, vstart, &s, style)
+        } else {
+            (vstart..vstart, false)
+        };
+        // Only a value we measured exactly may be edited; otherwise report its position only.
+        if !ok && matches!(value, KeyValue::Bool(false)) && self.is_key(kl, kc) {
+            return Err(Error::parse(
+                &self.f.path,
+                kl,
+                kc + 1,
+                "this makeIPTablesUtilChains value is written in a form the planner cannot edit safely (multi-line or unusual scalar)",
+            ));
+        }
+        let line = self.f.line_range(key_off);
+        let rest = &text[span.end..line.end];
+        let removal = (kc == 0
+            && span.end <= line.end
+            && (rest.trim().is_empty() || rest.trim_start().starts_with('#')))
+        .then_some(line);
+        Ok(KeyOcc {
+            value,
+            line: kl,
+            column: kc + 1,
+            value_span: span,
+            removal,
+        })
+    }
+}
+
+/// The byte extent of a scalar starting at `start` (after any anchor or tag), and whether the
+/// measured text matches what the parser read.
+fn measure(text: &str, start: usize, expect: &str, style: ScalarStyle) -> (std::ops::Range<usize>, bool) {
+    let b = text.as_bytes();
+    let mut i = start;
+    // Skip node properties (&anchor, !tag) that the parser's position includes.
+    while i < b.len() && (b[i] == b'&' || b[i] == b'!') {
+        while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+    }
+    let s = i;
+    match style {
+        ScalarStyle::Plain => {
+            let line_end = text[s..].find(['\n', '\r']).map_or(text.len(), |n| s + n);
+            let mut e = line_end;
+            if let Some(h) = text[s..line_end].find(" #") {
+                e = s + h;
+            }
+            let e = s + text[s..e].trim_end().len();
+            (s..e, &text[s..e] == expect)
+        }
+        ScalarStyle::DoubleQuoted | ScalarStyle::SingleQuoted => {
+            let q = b.get(s).copied().unwrap_or(0);
+            let mut j = s + 1;
+            while j < b.len() {
+                if q == b'"' && b[j] == b'\\' {
+                    j += 2;
+                    continue;
+                }
+                if b[j] == q {
+                    if q == b'\'' && b.get(j + 1) == Some(&b'\'') {
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                if b[j] == b'\n' {
+                    return (s..j, false);
+                }
+                j += 1;
+            }
+            let e = (j + 1).min(b.len());
+            let inner = &text[(s + 1).min(e)..j.min(b.len())];
+            (s..e, inner == expect)
+        }
+        _ => (s..s, false),
+    }
+}
+
+fn scalar(v: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Value {
+    if let Some(t) = tag
+        && t.is_yaml_core_schema()
+    {
+        match t.suffix.as_str() {
+            "str" => return Value::Str(v.to_string()),
+            "bool" => {
+                if let Some(b) = yaml11_bool(v) {
+                    return Value::Bool(b);
+                }
+            }
+            "null" => return Value::Null,
+            _ => {}
+        }
+    }
+    if style != ScalarStyle::Plain {
+        return Value::Str(v.to_string());
+    }
+    if NULL.contains(&v.as_ref()) {
+        return Value::Null;
+    }
+    if let Some(b) = yaml11_bool(v) {
+        return Value::Bool(b);
+    }
+    if looks_numeric(v) {
+        return Value::Num(v.to_string());
+    }
+    Value::Str(v.to_string())
+}
+
+fn looks_numeric(s: &str) -> bool {
+    let t = s.trim_start_matches(['+', '-']).replace('_', "");
+    t.parse::<f64>().is_ok()
+        || (t.starts_with("0x") && i64::from_str_radix(&t[2..], 16).is_ok())
+        || (t.starts_with("0o") && i64::from_str_radix(&t[2..], 8).is_ok())
+        || matches!(t.as_str(), ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
+        parse(&SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s.into()))
+    }
+
+    #[test]
+    fn yaml11_booleans_and_quotes() {
+        for (src, want) in [
+            ("no", KeyValue::Bool(false)),
+            ("off", KeyValue::Bool(false)),
+            ("n", KeyValue::Bool(false)),
+            ("Yes", KeyValue::Bool(true)),
+            ("~", KeyValue::Null),
+            ("", KeyValue::Null),
+        ] {
+            let (_, e) = p(&format!("kind: K\nmakeIPTablesUtilChains: {src}\n")).unwrap();
+            assert_eq!(e[0].occ.value, want, "{src}");
+        }
+        let (_, e) = p("makeIPTablesUtilChains: \"false\"\n").unwrap();
+        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
+        let (_, e) = p("makeIPTablesUtilChains: !!str false\n").unwrap();
+        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
+    }
+
+    #[test]
+    fn value_span_is_exact_with_comments_and_unicode() {
+        let s = "# é comment\nclusterDomain: \"clüster.local\"\nmakeIPTablesUtilChains:   off   # keep\nport: 10250\n";
+        let (v, e) = p(s).unwrap();
+        let o = &e[0].occ;
+        assert_eq!(&s[o.value_span.clone()], "off");
+        assert_eq!((o.line, o.column), (3, 1));
+        assert_eq!(&s[o.removal.clone().unwrap()], "makeIPTablesUtilChains:   off   # keep\n");
+        let Value::Map(m) = v else { panic!() };
+        assert_eq!(m["port"], Value::Num("10250".into()));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = p("kind: K\nfoo: [1, 2\nbar: 1\n").err().unwrap().to_string();
+        assert!(e.starts_with("/c.yaml:"), "{e}");
+        assert!(e.contains("invalid YAML"), "{e}");
+    }
+
+    #[test]
+    fn anchored_value_is_measured_past_the_anchor() {
+        let s = "makeIPTablesUtilChains: &a false\nother: *a\n";
+        let (_, e) = p(s).unwrap();
+        assert_eq!(&s[e[0].occ.value_span.clone()], "false");
+    }
+}

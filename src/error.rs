@@ -1,0 +1,52 @@
+//! The library's error type: every failure names the node path, and the line and column where known.
+
+use std::io;
+
+/// A failure that stops planning. Nothing is ever written when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read (missing, unreadable, not a regular file...).
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The file exists but is not something the kubelet or systemd would accept.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A path could not be resolved inside `--root` (loop, escape attempt, special file).
+    #[error("{path}: {message}")]
+    Resolve { path: String, message: String },
+    /// No unit for the kubelet was found in any systemd search directory.
+    #[error("no unit {unit} found (looked in {searched}); pass --unit if the kubelet runs under another name")]
+    NoUnit { unit: String, searched: String },
+    /// The layout is understood but cannot be evaluated (masked unit, no ExecStart...).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn parse(path: &str, line: usize, column: usize, message: impl Into<String>) -> Self {
+        Error::Parse {
+            path: path.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

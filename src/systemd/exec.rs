@@ -1,0 +1,503 @@
+//! The service as systemd will run it: its effective `ExecStart=`, environment and argv.
+//!
+//! Directives apply in load order (fragment, then drop-ins). An empty `ExecStart=`,
+//! `Environment=` or `EnvironmentFile=` resets the list. Later `Environment=` assignments of a
+//! name win, and values from `EnvironmentFile=`s (read in order, each overriding the previous)
+//! override every `Environment=` (systemd's exec_context_load_environment runs after the unit's
+//! own environment is built). In the command line a whole-word `$VAR` is split at whitespace,
+//! `${VAR}` anywhere becomes its exact value, `$$` is a literal `$` (replace_env_argv).
+
+use super::envfile;
+use super::lookup::UnitLayout;
+use super::unit::{self, Directive};
+use super::words::{self, Word};
+use crate::error::{Error, Result};
+use crate::root::NodeFs;
+use crate::text::{FileId, Files, SourceFile, Span, Traced};
+
+/// Where an environment value was assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvOrigin {
+    /// An `Environment=` line of a unit file.
+    Directive { file: FileId, line: usize },
+    /// A line of an `EnvironmentFile=`.
+    File { file: FileId, line: usize },
+}
+
+/// One assignment of a variable, and whether it is the one the service sees.
+#[derive(Debug, Clone)]
+pub struct EnvEntry {
+    pub name: String,
+    pub value: Traced,
+    pub origin: EnvOrigin,
+    /// `None` if this assignment is the value the service gets; else why it is not.
+    pub inert: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvFileRef {
+    pub path: String,
+    pub optional: bool,
+    pub file: Option<FileId>,
+    pub line: usize,
+    pub unit_file: FileId,
+}
+
+/// One argument the service's process will receive.
+#[derive(Debug, Clone)]
+pub struct Arg {
+    pub value: Traced,
+    /// The variable that produced it (`$VAR` split or `${VAR}`), if any.
+    pub var: Option<String>,
+    /// The text this argument was cut from, and its range there (quotes included): deleting
+    /// that range (with blanks of the same text next to it) removes exactly this argument.
+    pub container: Traced,
+    pub raw: std::ops::Range<usize>,
+    /// Whether removing `raw` from the container removes the argument and nothing else.
+    pub removable: bool,
+}
+
+impl Arg {
+    pub fn span(&self) -> Option<Span> {
+        self.container.span_of(self.raw.clone())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub layout: UnitLayout,
+    /// Files of the unit in load order (fragment first).
+    pub unit_files: Vec<FileId>,
+    pub exec: Directive,
+    /// `ExecStart=` lines that a later reset dropped.
+    pub exec_dropped: Vec<Directive>,
+    pub env: Vec<EnvEntry>,
+    pub env_files: Vec<EnvFileRef>,
+    pub working_dir: Option<String>,
+    pub argv: Vec<Arg>,
+    /// Warnings systemd would log (ignored lines and assignments).
+    pub warnings: Vec<String>,
+}
+
+fn read_into(fs: &NodeFs, files: &mut Files, path: &str) -> Result<Option<FileId>> {
+    Ok(fs
+        .read(path)?
+        .map(|(resolved, text)| files.add(SourceFile::new(path.into(), resolved, text))))
+}
+
+impl Service {
+    pub fn load(fs: &NodeFs, files: &mut Files, layout: UnitLayout) -> Result<Service> {
+        let mut unit_files = Vec::new();
+        let mut warnings = Vec::new();
+        let mut dirs: Vec<Directive> = Vec::new();
+        for p in std::iter::once(&layout.fragment).chain(&layout.dropins) {
+            let Some(id) = read_into(fs, files, p)? else {
+                return Err(Error::io(
+                    p.clone(),
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
+            };
+            unit_files.push(id);
+            let parsed = unit::parse(id, files.get(id))?;
+            for ig in parsed.ignored {
+                warnings.push(format!("{}:{}: {}", p, ig.line, ig.reason));
+            }
+            dirs.extend(
+                parsed
+                    .directives
+                    .into_iter()
+                    .filter(|d| d.section == "Service"),
+            );
+        }
+
+        let mut execs: Vec<Directive> = Vec::new();
+        let mut exec_dropped = Vec::new();
+        let mut env: Vec<EnvEntry> = Vec::new();
+        let mut env_files: Vec<EnvFileRef> = Vec::new();
+        let mut working_dir = None;
+        let mut service_type = String::from("simple");
+        for d in &dirs {
+            let path = &files.get(d.file).path;
+            match d.key.as_str() {
+                "ExecStart" if d.value.is_empty() => exec_dropped.append(&mut execs),
+                "ExecStart" => execs.push(d.clone()),
+                "Environment" if d.value.is_empty() => {
+                    for e in &mut env {
+                        e.inert = Some(format!(
+                            "reset by the empty Environment= at {path}:{}",
+                            d.line
+                        ));
+                    }
+                }
+                "Environment" => {
+                    let ws = words::split(&d.value, words::EXEC).map_err(|(m, at)| {
+                        at_error(files, d, at, format!("Environment=: {m}"))
+                    })?;
+                    for w in ws {
+                        let w = expand_percent(&w.value);
+                        let Some(eq) = w.text.find('=') else {
+                            warnings.push(format!(
+                                "{path}:{}: invalid environment assignment '{}', systemd ignores it",
+                                d.line, w.text
+                            ));
+                            continue;
+                        };
+                        let name = w.text[..eq].to_string();
+                        if !envfile::valid_name(&name) {
+                            warnings.push(format!(
+                                "{path}:{}: invalid variable name '{name}', systemd ignores it",
+                                d.line
+                            ));
+                            continue;
+                        }
+                        env.push(EnvEntry {
+                            name,
+                            value: w.slice(eq + 1..w.text.len()),
+                            origin: EnvOrigin::Directive {
+                                file: d.file,
+                                line: d.line,
+                            },
+                            inert: None,
+                        });
+                    }
+                }
+                "EnvironmentFile" if d.value.is_empty() => env_files.clear(),
+                "EnvironmentFile" => {
+                    let v = d.value.text.trim();
+                    let (optional, p) = match v.strip_prefix('-') {
+                        Some(rest) => (true, rest.trim()),
+                        None => (false, v),
+                    };
+                    env_files.push(EnvFileRef {
+                        path: p.to_string(),
+                        optional,
+                        file: None,
+                        line: d.line,
+                        unit_file: d.file,
+                    });
+                }
+                "WorkingDirectory" => {
+                    let v = d.value.text.trim().trim_start_matches('-');
+                    working_dir = (!v.is_empty() && v != "~").then(|| v.to_string());
+                }
+                "Type" => service_type = d.value.text.trim().to_string(),
+                _ => {}
+            }
+        }
+        let exec = match execs.len() {
+            0 => {
+                return Err(Error::Unsupported(format!(
+                    "{}: the unit has no ExecStart= after its drop-ins are applied",
+                    layout.fragment
+                )));
+            }
+            1 => execs.pop().unwrap(),
+            _ if service_type != "oneshot" => {
+                let d = &execs[1];
+                return Err(Error::parse(
+                    &files.get(d.file).path,
+                    d.line,
+                    1,
+                    "a second ExecStart= without an empty ExecStart= reset first: systemd refuses to load a non-oneshot service like this",
+                ));
+            }
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "{}: a oneshot unit with several ExecStart= cannot be the kubelet",
+                    layout.fragment
+                )));
+            }
+        };
+
+        // Environment files override Environment=, and each other, in order.
+        for ef in &mut env_files {
+            if !ef.path.starts_with('/') {
+                return Err(Error::parse(
+                    &files.get(ef.unit_file).path,
+                    ef.line,
+                    1,
+                    format!("EnvironmentFile={} is not an absolute path", ef.path),
+                ));
+            }
+            match read_into(fs, files, &ef.path)? {
+                Some(id) => {
+                    ef.file = Some(id);
+                    for a in envfile::parse(id, files.get(id)) {
+                        env.push(EnvEntry {
+                            name: a.name,
+                            value: a.value,
+                            origin: EnvOrigin::File {
+                                file: id,
+                                line: a.line,
+                            },
+                            inert: None,
+                        });
+                    }
+                }
+                None if ef.optional => {}
+                None => {
+                    return Err(Error::Io {
+                        path: ef.path.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!(
+                                "No such file (EnvironmentFile= without '-' at {}:{}: systemd will fail to start the unit)",
+                                files.get(ef.unit_file).path,
+                                ef.line
+                            ),
+                        ),
+                    });
+                }
+            }
+        }
+        mark_overridden(&mut env, files);
+
+        let argv = expand(files, &exec, &env)?;
+        Ok(Service {
+            layout,
+            unit_files,
+            exec,
+            exec_dropped,
+            env,
+            env_files,
+            working_dir,
+            argv,
+            warnings,
+        })
+    }
+
+    /// The live value of a variable, if set.
+    pub fn var(&self, name: &str) -> Option<&EnvEntry> {
+        self.env
+            .iter()
+            .rev()
+            .find(|e| e.name == name && e.inert.is_none())
+    }
+}
+
+fn at_error(files: &Files, d: &Directive, at: usize, msg: String) -> Error {
+    let f = files.get(d.file);
+    let (line, col) = d
+        .value
+        .locs
+        .get(at)
+        .copied()
+        .flatten()
+        .map_or((d.line, 1), |l| f.line_col(l.start));
+    Error::parse(&f.path, line, col, msg)
+}
+
+/// Later assignments (and any environment file assignment) hide earlier ones of the same name.
+fn mark_overridden(env: &mut [EnvEntry], files: &Files) {
+    let describe = |o: &EnvOrigin| match o {
+        EnvOrigin::Directive { file, line } | EnvOrigin::File { file, line } => {
+            format!("{}:{}", files.get(*file).path, line)
+        }
+    };
+    for i in 0..env.len() {
+        if env[i].inert.is_some() {
+            continue;
+        }
+        // The winner is the last file assignment if any, else the last directive assignment.
+        let name = env[i].name.clone();
+        let winner = env
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, e)| e.name == name && e.inert.is_none())
+            .max_by_key(|(j, e)| (matches!(e.origin, EnvOrigin::File { .. }), *j))
+            .map(|(j, _)| j);
+        if let Some(w) = winner
+            && w != i
+        {
+            let why = if matches!(env[w].origin, EnvOrigin::File { .. })
+                && matches!(env[i].origin, EnvOrigin::Directive { .. })
+            {
+                format!(
+                    "overridden by the environment file at {} (EnvironmentFile= values win over Environment=)",
+                    describe(&env[w].origin)
+                )
+            } else {
+                format!("overridden by {}", describe(&env[w].origin))
+            };
+            env[i].inert = Some(why);
+        }
+    }
+}
+
+/// `%%` is the only specifier a kubelet command line needs; it becomes `%`.
+fn expand_percent(t: &Traced) -> Traced {
+    if !t.text.contains("%%") {
+        return t.clone();
+    }
+    let mut out = Traced::default();
+    let b = t.text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && b.get(i + 1) == Some(&b'%') {
+            out.push('%', t.locs[i]);
+            i += 2;
+            continue;
+        }
+        let c = t.text[i..].chars().next().unwrap();
+        out.push(c, t.locs[i]);
+        i += c.len_utf8();
+    }
+    out
+}
+
+fn expand(files: &Files, exec: &Directive, env: &[EnvEntry]) -> Result<Vec<Arg>> {
+    let v = &exec.value;
+    // Prefixes @ - : + ! (and !!) may precede the path.
+    let skip = v
+        .text
+        .find(|c: char| !matches!(c, '@' | '-' | ':' | '+' | '!'))
+        .unwrap_or(v.text.len());
+    let at_prefix = v.text[..skip].contains('@');
+    let body = v.slice(skip..v.text.len());
+    let ws: Vec<Word> = words::split(&body, words::EXEC)
+        .map_err(|(m, at)| at_error(files, exec, at + skip, format!("ExecStart=: {m}")))?;
+    let live = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|e| e.name == name && e.inert.is_none())
+    };
+    let mut argv = Vec::new();
+    for (i, w) in ws.into_iter().enumerate() {
+        if at_prefix && i == 0 {
+            continue; // with '@' the second word is argv[0]
+        }
+        let value = expand_percent(&w.value);
+        let t = &value.text;
+        if let Some(name) = t.strip_prefix('$')
+            && !name.starts_with('{')
+            && !name.starts_with('$')
+        {
+            if envfile::valid_name(name) {
+                if let Some(e) = live(name) {
+                    let pieces = words::split(&e.value, words::VAR_SPLIT).unwrap_or_default();
+                    for p in pieces {
+                        argv.push(Arg {
+                            value: p.value,
+                            var: Some(name.to_string()),
+                            container: e.value.clone(),
+                            raw: p.raw,
+                            removable: true,
+                        });
+                    }
+                }
+                continue;
+            }
+        }
+        let (expanded, var) = replace_braced(&value, env);
+        argv.push(Arg {
+            removable: var.is_none(),
+            value: expanded,
+            var,
+            container: body.clone(),
+            raw: w.raw,
+        });
+    }
+    Ok(argv)
+}
+
+/// Replace `${NAME}` (exactly, no splitting) and `$$` inside one word.
+fn replace_braced(w: &Traced, env: &[EnvEntry]) -> (Traced, Option<String>) {
+    if !w.text.contains('$') {
+        return (w.clone(), None);
+    }
+    let mut out = Traced::default();
+    let mut var = None;
+    let t = &w.text;
+    let mut i = 0;
+    while i < t.len() {
+        let rest = &t[i..];
+        if rest.starts_with("$$") {
+            out.push('$', w.locs[i]);
+            i += 2;
+            continue;
+        }
+        if let Some(inner) = rest.strip_prefix("${")
+            && let Some(close) = inner.find('}')
+        {
+            let name = &inner[..close];
+            if let Some(e) = env
+                .iter()
+                .rev()
+                .find(|e| e.name == name && e.inert.is_none())
+            {
+                out.append(&e.value);
+            }
+            var = Some(name.to_string());
+            i += 2 + close + 1;
+            continue;
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c, w.locs[i]);
+        i += c.len_utf8();
+    }
+    (out, var)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn node(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (p, s) in files {
+            let p = t.path().join(p.trim_start_matches('/'));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, s).unwrap();
+        }
+        t
+    }
+
+    fn argv(t: &tempfile::TempDir) -> (Vec<String>, Service) {
+        let fs = NodeFs::new(t.path());
+        let layout = super::super::lookup::find(&fs, "kubelet.service").unwrap();
+        let mut files = Files::default();
+        let s = Service::load(&fs, &mut files, layout).unwrap();
+        (s.argv.iter().map(|a| a.value.text.clone()).collect(), s)
+    }
+
+    #[test]
+    fn kubeadm_style_expansion_and_env_file_override() {
+        let t = node(&[
+            ("/usr/lib/systemd/system/kubelet.service", "[Service]\nExecStart=/usr/bin/kubelet\n"),
+            (
+                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+                "[Service]\nEnvironment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\nEnvironment=\"KUBELET_EXTRA_ARGS=--make-iptables-util-chains=false\"\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\nEnvironmentFile=-/etc/default/kubelet\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS ${KUBELET_EXTRA_ARGS}x\n",
+            ),
+            ("/etc/default/kubelet", "KUBELET_EXTRA_ARGS='--node-ip=10.0.0.1 --v=2'\n"),
+        ]);
+        let (a, s) = argv(&t);
+        assert_eq!(
+            a,
+            vec![
+                "/usr/bin/kubelet",
+                "--config=/var/lib/kubelet/config.yaml",
+                "--node-ip=10.0.0.1",
+                "--v=2",
+                "--node-ip=10.0.0.1 --v=2x"
+            ]
+        );
+        assert_eq!(s.exec_dropped.len(), 1);
+        let inert: Vec<_> = s.env.iter().filter(|e| e.inert.is_some()).collect();
+        assert_eq!(inert.len(), 1);
+        assert!(inert[0].inert.as_ref().unwrap().contains("EnvironmentFile= values win"));
+    }
+
+    #[test]
+    fn two_execstarts_without_reset_is_refused() {
+        let t = node(&[
+            ("/etc/systemd/system/kubelet.service", "[Service]\nExecStart=/a\n"),
+            ("/etc/systemd/system/kubelet.service.d/x.conf", "[Service]\nExecStart=/b\n"),
+        ]);
+        let fs = NodeFs::new(t.path());
+        let layout = super::super::lookup::find(&fs, "kubelet.service").unwrap();
+        let e = Service::load(&fs, &mut Files::default(), layout).err().unwrap();
+        assert!(e.to_string().contains("x.conf:2:1: a second ExecStart="), "{e}");
+    }
+}

@@ -1,0 +1,7 @@
+//! How systemd turns a unit, its drop-ins and environment files into the kubelet's argv.
+
+pub mod envfile;
+pub mod exec;
+pub mod lookup;
+pub mod unit;
+pub mod words;
