@@ -24,7 +24,9 @@ pub enum Error {
     #[error("{path}: {message}")]
     Resolve { path: String, message: String },
     /// No unit for the kubelet was found in any systemd search directory.
-    #[error("no unit {unit} found (looked in {searched}); pass --unit if the kubelet runs under another name")]
+    #[error(
+        "no unit {unit} found (looked in {searched}); pass --unit if the kubelet runs under another name"
+    )]
     NoUnit { unit: String, searched: String },
     /// The layout is understood but cannot be evaluated (masked unit, no ExecStart...).
     #[error("{0}")]

@@ -196,8 +196,20 @@ mod tests {
 
     #[test]
     fn last_wins_bare_and_underscore() {
-        assert_eq!(eff(&["--make-iptables-util-chains=false", "--make-iptables-util-chains"]), Some(Ok(true)));
-        assert_eq!(eff(&["--make-iptables-util-chains", "--make_iptables_util_chains=0"]), Some(Ok(false)));
+        assert_eq!(
+            eff(&[
+                "--make-iptables-util-chains=false",
+                "--make-iptables-util-chains"
+            ]),
+            Some(Ok(true))
+        );
+        assert_eq!(
+            eff(&[
+                "--make-iptables-util-chains",
+                "--make_iptables_util_chains=0"
+            ]),
+            Some(Ok(false))
+        );
         assert_eq!(eff(&["--config", "/x"]), None);
         assert_eq!(eff(&["--", "--make-iptables-util-chains=false"]), None);
     }
@@ -215,7 +227,18 @@ mod tests {
 
     #[test]
     fn value_flags_consume_and_config_is_found() {
-        let c = parse(&["k", "--node-ip", "10.0.0.1", "--config", "/a", "--config=/b", "--config-dir", "/d", "--fail-swap-on", "--v=2"]);
+        let c = parse(&[
+            "k",
+            "--node-ip",
+            "10.0.0.1",
+            "--config",
+            "/a",
+            "--config=/b",
+            "--config-dir",
+            "/d",
+            "--fail-swap-on",
+            "--v=2",
+        ]);
         assert_eq!(c.config, Some((5, "/b".into())));
         assert_eq!(c.config_dir, Some((7, "/d".into())));
         assert!(c.positional.is_empty());

@@ -1,8 +1,14 @@
 //! kubelet-remediate: find why a node's kubelet runs without `makeIPTablesUtilChains`, and fix it.
 
+pub mod cli;
 pub mod config;
 pub mod error;
+pub mod evidence;
 pub mod flags;
+pub mod plan;
+pub mod platform;
+pub mod report;
 pub mod root;
 pub mod systemd;
 pub mod text;
+pub mod verdict;

@@ -186,7 +186,12 @@ impl NodeFs {
         let host = self.host_path(&resolved);
         let iter = match fs::read_dir(&host) {
             Ok(it) => it,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(Vec::new());
             }
             Err(e) => return Err(Error::io(path, e)),
@@ -263,11 +268,17 @@ mod tests {
         let fs = NodeFs::new(r);
         assert_eq!(fs.resolve("/etc/abs").unwrap(), "/etc/k/real.yaml");
         assert_eq!(fs.resolve("/etc/rel").unwrap(), "/etc/k/real.yaml");
-        assert_eq!(fs.resolve("/../../etc/k/../k/real.yaml").unwrap(), "/etc/k/real.yaml");
+        assert_eq!(
+            fs.resolve("/../../etc/k/../k/real.yaml").unwrap(),
+            "/etc/k/real.yaml"
+        );
         // The escape lands on the root's own /etc/passwd, which does not exist in the tempdir.
         assert_eq!(fs.resolve("/etc/escape").unwrap(), "/etc/passwd");
         assert!(fs.read("/etc/escape").unwrap().is_none());
-        assert!(matches!(fs.resolve("/etc/loop"), Err(Error::Resolve { .. })));
+        assert!(matches!(
+            fs.resolve("/etc/loop"),
+            Err(Error::Resolve { .. })
+        ));
         assert_eq!(fs.read("/etc/abs").unwrap().unwrap().1, "x");
     }
 

@@ -89,7 +89,10 @@ impl P<'_> {
             Some(b'-' | b'0'..=b'9') => {
                 let s = self.i;
                 while self.i < self.b.len()
-                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    && matches!(
+                        self.b[self.i],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
                 {
                     self.i += 1;
                 }
@@ -261,7 +264,11 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
-        parse(&SourceFile::new("/c.json".into(), "/c.json".into(), s.into()))
+        parse(&SourceFile::new(
+            "/c.json".into(),
+            "/c.json".into(),
+            s.into(),
+        ))
     }
 
     #[test]
@@ -275,12 +282,18 @@ mod tests {
         assert_eq!(&s[r], "  \"makeIPTablesUtilChains\": false,\n");
         let s2 = "{\"a\": 1, \"makeIPTablesUtilChains\": false}";
         let (_, e) = p(s2).unwrap();
-        assert_eq!(&s2[e[1].occ.removal.clone().unwrap()], ", \"makeIPTablesUtilChains\": false");
+        assert_eq!(
+            &s2[e[1].occ.removal.clone().unwrap()],
+            ", \"makeIPTablesUtilChains\": false"
+        );
     }
 
     #[test]
     fn errors_name_line_and_column() {
-        let e = p("{\n  \"a\": 1,\n  \"b\": tru\n}").err().unwrap().to_string();
+        let e = p("{\n  \"a\": 1,\n  \"b\": tru\n}")
+            .err()
+            .unwrap()
+            .to_string();
         assert_eq!(e, "/c.json:3:8: invalid JSON: expected a value");
         let e = p("{\"a\": 1,}").err().unwrap().to_string();
         assert!(e.contains("expected a string key"), "{e}");

@@ -67,7 +67,9 @@ pub struct ConfigDoc {
 }
 
 pub fn parse(id: FileId, f: &SourceFile) -> Result<ConfigDoc> {
-    let first = f.text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    let first = f
+        .text
+        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     let (format, parsed) = if first.starts_with('{') {
         (Format::Json, json::parse(f)?)
     } else {
@@ -124,7 +126,9 @@ impl ConfigDoc {
                     &f.path,
                     1,
                     1,
-                    format!("missing {k}: the kubelet refuses a configuration file without apiVersion and kind"),
+                    format!(
+                        "missing {k}: the kubelet refuses a configuration file without apiVersion and kind"
+                    ),
                 ));
             }
         }

@@ -13,8 +13,12 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-const TRUE: &[&str] = &["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"];
-const FALSE: &[&str] = &["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"];
+const TRUE: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE",
+];
+const FALSE: &[&str] = &[
+    "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE",
+];
 const NULL: &[&str] = &["", "~", "null", "Null", "NULL"];
 
 /// yaml.v2's resolution of a plain scalar's boolean spellings.
@@ -46,7 +50,12 @@ pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
     while let Some(r) = parser.next_event() {
         let (ev, span) = r.map_err(|e| {
             let m = e.marker();
-            Error::parse(&f.path, m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
+            Error::parse(
+                &f.path,
+                m.line(),
+                m.col() + 1,
+                format!("invalid YAML: {}", e.info()),
+            )
         })?;
         if let Event::DocumentStart(_) = ev {
             docs += 1;
@@ -231,7 +240,12 @@ impl<'a> Builder<'a> {
 
 /// The byte extent of a scalar starting at `start` (after any anchor or tag), and whether the
 /// measured text matches what the parser read.
-fn measure(text: &str, start: usize, expect: &str, style: ScalarStyle) -> (std::ops::Range<usize>, bool) {
+fn measure(
+    text: &str,
+    start: usize,
+    expect: &str,
+    style: ScalarStyle,
+) -> (std::ops::Range<usize>, bool) {
     let b = text.as_bytes();
     let mut i = start;
     // Skip node properties (&anchor, !tag) that the parser's position includes.
@@ -317,7 +331,10 @@ fn looks_numeric(s: &str) -> bool {
     t.parse::<f64>().is_ok()
         || (t.starts_with("0x") && i64::from_str_radix(&t[2..], 16).is_ok())
         || (t.starts_with("0o") && i64::from_str_radix(&t[2..], 8).is_ok())
-        || matches!(t.as_str(), ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN")
+        || matches!(
+            t.as_str(),
+            ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
+        )
 }
 
 #[cfg(test)]
@@ -325,7 +342,11 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
-        parse(&SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s.into()))
+        parse(&SourceFile::new(
+            "/c.yaml".into(),
+            "/c.yaml".into(),
+            s.into(),
+        ))
     }
 
     #[test]
@@ -354,14 +375,20 @@ mod tests {
         let o = &e[0].occ;
         assert_eq!(&s[o.value_span.clone()], "off");
         assert_eq!((o.line, o.column), (3, 1));
-        assert_eq!(&s[o.removal.clone().unwrap()], "makeIPTablesUtilChains:   off   # keep\n");
+        assert_eq!(
+            &s[o.removal.clone().unwrap()],
+            "makeIPTablesUtilChains:   off   # keep\n"
+        );
         let Value::Map(m) = v else { panic!() };
         assert_eq!(m["port"], Value::Num("10250".into()));
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let e = p("kind: K\nfoo: [1, 2\nbar: 1\n").err().unwrap().to_string();
+        let e = p("kind: K\nfoo: [1, 2\nbar: 1\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("/c.yaml:"), "{e}");
         assert!(e.contains("invalid YAML"), "{e}");
     }

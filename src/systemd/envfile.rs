@@ -215,7 +215,9 @@ mod tests {
 
     #[test]
     fn quoting_comments_and_continuation() {
-        let v = p("# c\n; c\nA=--x=1 --y   \n B = \"q \\\"z\\\" \\n\"\nC='a b'c\nD=one\\\ntwo\nbad-name=1\nE\nF=\n");
+        let v = p(
+            "# c\n; c\nA=--x=1 --y   \n B = \"q \\\"z\\\" \\n\"\nC='a b'c\nD=one\\\ntwo\nbad-name=1\nE\nF=\n",
+        );
         assert_eq!(v[0], ("A".into(), "--x=1 --y".into(), 3));
         assert_eq!(v[1], ("B".into(), "q \"z\" \\n".into(), 4));
         assert_eq!(v[2], ("C".into(), "a bc".into(), 5));

@@ -130,9 +130,8 @@ impl Service {
                     }
                 }
                 "Environment" => {
-                    let ws = words::split(&d.value, words::EXEC).map_err(|(m, at)| {
-                        at_error(files, d, at, format!("Environment=: {m}"))
-                    })?;
+                    let ws = words::split(&d.value, words::EXEC)
+                        .map_err(|(m, at)| at_error(files, d, at, format!("Environment=: {m}")))?;
                     for w in ws {
                         let w = expand_percent(&w.value);
                         let Some(eq) = w.text.find('=') else {
@@ -465,12 +464,18 @@ mod tests {
     #[test]
     fn kubeadm_style_expansion_and_env_file_override() {
         let t = node(&[
-            ("/usr/lib/systemd/system/kubelet.service", "[Service]\nExecStart=/usr/bin/kubelet\n"),
+            (
+                "/usr/lib/systemd/system/kubelet.service",
+                "[Service]\nExecStart=/usr/bin/kubelet\n",
+            ),
             (
                 "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
                 "[Service]\nEnvironment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\nEnvironment=\"KUBELET_EXTRA_ARGS=--make-iptables-util-chains=false\"\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\nEnvironmentFile=-/etc/default/kubelet\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS ${KUBELET_EXTRA_ARGS}x\n",
             ),
-            ("/etc/default/kubelet", "KUBELET_EXTRA_ARGS='--node-ip=10.0.0.1 --v=2'\n"),
+            (
+                "/etc/default/kubelet",
+                "KUBELET_EXTRA_ARGS='--node-ip=10.0.0.1 --v=2'\n",
+            ),
         ]);
         let (a, s) = argv(&t);
         assert_eq!(
@@ -486,18 +491,35 @@ mod tests {
         assert_eq!(s.exec_dropped.len(), 1);
         let inert: Vec<_> = s.env.iter().filter(|e| e.inert.is_some()).collect();
         assert_eq!(inert.len(), 1);
-        assert!(inert[0].inert.as_ref().unwrap().contains("EnvironmentFile= values win"));
+        assert!(
+            inert[0]
+                .inert
+                .as_ref()
+                .unwrap()
+                .contains("EnvironmentFile= values win")
+        );
     }
 
     #[test]
     fn two_execstarts_without_reset_is_refused() {
         let t = node(&[
-            ("/etc/systemd/system/kubelet.service", "[Service]\nExecStart=/a\n"),
-            ("/etc/systemd/system/kubelet.service.d/x.conf", "[Service]\nExecStart=/b\n"),
+            (
+                "/etc/systemd/system/kubelet.service",
+                "[Service]\nExecStart=/a\n",
+            ),
+            (
+                "/etc/systemd/system/kubelet.service.d/x.conf",
+                "[Service]\nExecStart=/b\n",
+            ),
         ]);
         let fs = NodeFs::new(t.path());
         let layout = super::super::lookup::find(&fs, "kubelet.service").unwrap();
-        let e = Service::load(&fs, &mut Files::default(), layout).err().unwrap();
-        assert!(e.to_string().contains("x.conf:2:1: a second ExecStart="), "{e}");
+        let e = Service::load(&fs, &mut Files::default(), layout)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("x.conf:2:1: a second ExecStart="),
+            "{e}"
+        );
     }
 }

@@ -176,7 +176,10 @@ mod tests {
         w("etc/systemd/system/kubelet.service", "[Service]\n");
         w("usr/lib/systemd/system/kubelet.service.d/10-a.conf", "");
         w("etc/systemd/system/kubelet.service.d/10-a.conf", "");
-        w("usr/lib/systemd/system/kubelet.service.d/20-masked.conf", "");
+        w(
+            "usr/lib/systemd/system/kubelet.service.d/20-masked.conf",
+            "",
+        );
         w("run/systemd/system/kubelet.service.d/05-run.conf", "");
         w("etc/systemd/system/service.d/00-all.conf", "");
         w("etc/systemd/system/service.d/05-run.conf", "");

@@ -65,7 +65,11 @@ pub fn parse(id: FileId, file: &SourceFile) -> Result<Parsed> {
         }
         let trailing = line.len() - line.trim_end_matches('\\').len();
         let continues = trailing % 2 == 1;
-        let body = if continues { &line[..line.len() - 1] } else { line };
+        let body = if continues {
+            &line[..line.len() - 1]
+        } else {
+            line
+        };
         for (i, c) in body.char_indices() {
             let at = offset + i;
             logical.push(
@@ -182,7 +186,9 @@ mod tests {
 
     #[test]
     fn continuation_comments_and_spaces() {
-        let d = p("[Service]\n# c\n  ; c2\nExecStart = /bin/k \\\n  --a=1 \\\n# skipped\n  --b=2\nEnvironment=X=1 # not a comment\r\n");
+        let d = p(
+            "[Service]\n# c\n  ; c2\nExecStart = /bin/k \\\n  --a=1 \\\n# skipped\n  --b=2\nEnvironment=X=1 # not a comment\r\n",
+        );
         assert_eq!(d[0].1, "ExecStart");
         assert_eq!(d[0].2, "/bin/k    --a=1    --b=2");
         assert_eq!(d[0].3, 4);

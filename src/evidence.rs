@@ -1,0 +1,292 @@
+//! Read the node and collect every place that sets makeIPTablesUtilChains, with provenance.
+//!
+//! Sources, lowest to highest precedence (cmd/kubelet/app/server.go): the built-in default
+//! (true), the `--config` file, the `--config-dir` drop-ins (merge patches in WalkDir order),
+//! then the command line, which the kubelet re-parses over the merged configuration.
+
+use crate::config::{self, ConfigDoc, KeyValue, Value};
+use crate::error::{Error, Result};
+use crate::flags::{self, Cmdline, FLAG};
+use crate::platform::{self, Platform};
+use crate::root::{self, EntryKind, NodeFs};
+use crate::systemd::exec::{Arg, EnvOrigin, Service};
+use crate::systemd::lookup;
+use crate::text::{Files, SourceFile, Traced};
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The unit to inspect; detected when `None`.
+    pub unit: Option<String>,
+    /// Files only: no /proc.
+    pub offline: bool,
+}
+
+/// A config document and the path the kubelet was given for it.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub named: String,
+    pub doc: ConfigDoc,
+}
+
+/// The configuration files one kubelet command line selects.
+#[derive(Debug, Clone, Default)]
+pub struct Configs {
+    pub config: Option<ConfigSource>,
+    pub config_dir: Option<String>,
+    pub dropins: Vec<ConfigSource>,
+    /// The merged configuration, as the kubelet would decode it.
+    pub merged: Option<Value>,
+}
+
+/// The kubelet process found running, and what it was started with.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub pid: u32,
+    pub argv: Vec<String>,
+    pub cmdline: Cmdline,
+    pub configs: Configs,
+}
+
+/// Everything read from the node.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub files: Files,
+    pub platform: Platform,
+    pub service: Service,
+    /// Arguments after the kubelet binary (argv[0] is the kubelet itself).
+    pub argv: Vec<Arg>,
+    pub cmdline: Cmdline,
+    pub configs: Configs,
+    pub running: Option<Running>,
+    pub notes: Vec<String>,
+}
+
+impl Evidence {
+    pub fn argv_text(&self) -> Vec<String> {
+        self.argv.iter().map(|a| a.value.text.clone()).collect()
+    }
+}
+
+pub fn gather(fs: &NodeFs, opts: &Options) -> Result<Evidence> {
+    let mut files = Files::default();
+    let unit = match &opts.unit {
+        Some(u) if u.contains('.') => u.clone(),
+        Some(u) => format!("{u}.service"),
+        None => platform::detect_unit(fs)?,
+    };
+    let layout = lookup::find(fs, &unit)?;
+    let service = Service::load(fs, &mut files, layout)?;
+    let mut notes: Vec<String> = service.warnings.clone();
+    for (hidden, winner) in &service.layout.shadowed_dropins {
+        notes.push(format!(
+            "{hidden} is hidden by {winner} (same name, higher-priority directory)"
+        ));
+    }
+    for m in &service.layout.masked_dropins {
+        notes.push(format!(
+            "{m} masks every drop-in of that name (symlink to /dev/null)"
+        ));
+    }
+    for f in &service.layout.shadowed_fragments {
+        notes.push(format!(
+            "{f} is not used: {} takes precedence",
+            service.layout.fragment
+        ));
+    }
+    let platform = platform::detect(fs, &service)?;
+    let argv = platform::kubelet_argv(&platform, &service.argv);
+    let texts: Vec<String> = argv.iter().map(|a| a.value.text.clone()).collect();
+    let cmdline = flags::parse(&texts);
+    let cwd = service.working_dir.clone().unwrap_or_else(|| "/".into());
+    let configs = load_configs(fs, &mut files, &cmdline, &cwd)?;
+    let running = if opts.offline {
+        None
+    } else {
+        find_running(fs, &mut files)?
+    };
+    Ok(Evidence {
+        files,
+        platform,
+        service,
+        argv,
+        cmdline,
+        configs,
+        running,
+        notes,
+    })
+}
+
+fn read_doc(fs: &NodeFs, files: &mut Files, path: &str, why: &str) -> Result<ConfigDoc> {
+    let Some((resolved, text)) = fs.read(path)? else {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("No such file ({why}: the kubelet fails to start without it)"),
+            ),
+        ));
+    };
+    let id = files.add(SourceFile::new(path.into(), resolved, text));
+    config::parse(id, files.get(id))
+}
+
+/// Load `--config` and `--config-dir` as the given command line names them.
+pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) -> Result<Configs> {
+    let mut c = Configs::default();
+    let mut merged: Option<Value> = None;
+    if let Some((_, p)) = &cmd.config {
+        // Relative paths resolve against the kubelet's working directory (kube-bench#1256).
+        let named = root::join(cwd, p);
+        let doc = read_doc(fs, files, &named, "named by --config")?;
+        merged = Some(doc.value.clone());
+        c.config = Some(ConfigSource { named, doc });
+    }
+    if let Some((_, d)) = &cmd.config_dir {
+        let dir = root::join(cwd, d);
+        let mut paths = Vec::new();
+        walk(fs, &dir, &mut paths)?;
+        for p in paths {
+            let doc = read_doc(fs, files, &p, "found in --config-dir")?;
+            doc.require_type_meta(files.get(doc.file))?;
+            let base = merged.take().unwrap_or(Value::Map(Default::default()));
+            merged = Some(config::merge_patch(&base, &doc.value));
+            c.dropins.push(ConfigSource { named: p, doc });
+        }
+        c.config_dir = Some(dir);
+    }
+    c.merged = merged;
+    Ok(c)
+}
+
+/// Go's filepath.WalkDir: entries of each directory in name order, descending as met; symlinks
+/// are not followed as directories. Only names ending in `.conf` are drop-ins.
+fn walk(fs: &NodeFs, dir: &str, out: &mut Vec<String>) -> Result<()> {
+    for e in fs.read_dir(dir)? {
+        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+        match e.kind {
+            EntryKind::Dir => walk(fs, &p, out)?,
+            _ if e.name.ends_with(".conf") => out.push(p),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The running kubelet, found by scanning /proc inside the root for a process named kubelet.
+fn find_running(fs: &NodeFs, files: &mut Files) -> Result<Option<Running>> {
+    let mut pids: Vec<u32> = fs
+        .read_dir("/proc")?
+        .into_iter()
+        .filter_map(|e| e.name.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let Ok(Some((_, raw))) = fs.read(&format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = raw
+            .trim_end_matches('\0')
+            .split('\0')
+            .map(str::to_string)
+            .collect();
+        let Some(first) = argv.first() else { continue };
+        if first.rsplit('/').next() != Some("kubelet") {
+            continue;
+        }
+        let cmdline = flags::parse(&argv);
+        let cwd = fs
+            .read_link(&format!("/proc/{pid}/cwd"))?
+            .unwrap_or_else(|| "/".into());
+        let configs = load_configs(fs, files, &cmdline, &cwd)?;
+        return Ok(Some(Running {
+            pid,
+            argv,
+            cmdline,
+            configs,
+        }));
+    }
+    Ok(None)
+}
+
+/// Where a setting lives, for reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Origin {
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Where an argument's first byte came from.
+pub fn arg_origin(files: &Files, a: &Arg) -> Option<Origin> {
+    let loc = a.value.first_loc().or_else(|| a.container.first_loc())?;
+    let f = files.get(loc.file);
+    let (line, column) = f.line_col(loc.start);
+    Some(Origin {
+        path: f.path.clone(),
+        line,
+        column,
+    })
+}
+
+/// Settings of the flag that systemd will not pass: overridden `Environment=` values and
+/// `ExecStart=` lines dropped by a reset. They do not make the node non-compliant.
+pub fn inert_settings(ev: &Evidence) -> Vec<(Origin, String, String)> {
+    let mut out = Vec::new();
+    let mentions = |t: &str| t.replace('_', "-").contains(&format!("--{FLAG}"));
+    for e in &ev.service.env {
+        if let Some(why) = &e.inert
+            && mentions(&e.value.text)
+        {
+            let (EnvOrigin::Directive { file, line } | EnvOrigin::File { file, line }) = e.origin;
+            out.push((
+                Origin {
+                    path: ev.files.get(file).path.clone(),
+                    line,
+                    column: 1,
+                },
+                format!("{}={}", e.name, e.value.text),
+                why.clone(),
+            ));
+        }
+    }
+    for d in &ev.service.exec_dropped {
+        if mentions(&d.value.text) {
+            out.push((
+                Origin {
+                    path: ev.files.get(d.file).path.clone(),
+                    line: d.line,
+                    column: 1,
+                },
+                format!("ExecStart={}", d.value.text),
+                "dropped by a later empty ExecStart= reset".into(),
+            ));
+        }
+    }
+    out
+}
+
+/// The value a config document contributes, folding duplicates: all equal, or false if any
+/// says false (the decoders keep an unspecified one; assume the worst and fix them all).
+pub fn doc_value(doc: &ConfigDoc) -> Option<KeyValue> {
+    let occ = &doc.occurrences;
+    if occ.is_empty() {
+        return None;
+    }
+    if let Some(bad) = occ.iter().find(|o| matches!(o.value, KeyValue::Invalid(_))) {
+        return Some(bad.value.clone());
+    }
+    if occ.iter().any(|o| o.value == KeyValue::Bool(false)) {
+        return Some(KeyValue::Bool(false));
+    }
+    doc.setting().map(|o| o.value.clone())
+}
+
+/// Untraced arguments (a running process's argv), for code shared with unit-derived ones.
+pub fn plain(s: &str) -> Traced {
+    let mut t = Traced::default();
+    for c in s.chars() {
+        t.push(c, None);
+    }
+    t
+}

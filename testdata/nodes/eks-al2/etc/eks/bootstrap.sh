@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Amazon EKS bootstrap script (body elided)
+set -o errexit
