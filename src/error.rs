@@ -6,12 +6,8 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read (missing, unreadable, not a regular file...).
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: io::Error },
     /// The file exists but is not something the kubelet or systemd would accept.
     #[error("{path}:{line}:{column}: {message}")]
     Parse {
@@ -37,7 +33,7 @@ impl Error {
     pub fn io(path: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 

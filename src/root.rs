@@ -86,7 +86,11 @@ impl NodeFs {
                 }
                 _ => {}
             }
-            let node = format!("/{}", [done.as_slice(), &[comp.clone()]].concat().join("/"));
+            let node = if done.is_empty() {
+                format!("/{comp}")
+            } else {
+                format!("/{}/{comp}", done.join("/"))
+            };
             match fs::symlink_metadata(self.host_path(&node)) {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     links += 1;

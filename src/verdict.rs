@@ -54,10 +54,10 @@ pub fn effective(cmd: &Cmdline, configs: &Configs) -> Outcome {
             None => {}
         }
     }
-    if let Some(i) = cmd.occurrences.len().checked_sub(1) {
-        if let Ok(v) = cmd.occurrences[i].value {
-            return Outcome::Value(v, Winner::Flag(i));
-        }
+    if let Some(last) = cmd.occurrences.last()
+        && let Ok(v) = last.value
+    {
+        return Outcome::Value(v, Winner::Flag(cmd.occurrences.len() - 1));
     }
     match state {
         Some((b, w)) => Outcome::Value(b, w),

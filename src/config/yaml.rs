@@ -10,7 +10,6 @@ use super::{Entry, KeyOcc, KeyValue, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 const TRUE: &[&str] = &[
@@ -296,7 +295,7 @@ fn measure(
     }
 }
 
-fn scalar(v: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Value {
+fn scalar(v: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
     if let Some(t) = tag
         && t.is_yaml_core_schema()
     {
@@ -314,7 +313,7 @@ fn scalar(v: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Value {
     if style != ScalarStyle::Plain {
         return Value::Str(v.to_string());
     }
-    if NULL.contains(&v.as_ref()) {
+    if NULL.contains(&v) {
         return Value::Null;
     }
     if let Some(b) = yaml11_bool(v) {

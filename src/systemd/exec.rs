@@ -235,9 +235,9 @@ impl Service {
                 }
                 None if ef.optional => {}
                 None => {
-                    return Err(Error::Io {
-                        path: ef.path.clone(),
-                        source: std::io::Error::new(
+                    return Err(Error::io(
+                        ef.path.clone(),
+                        std::io::Error::new(
                             std::io::ErrorKind::NotFound,
                             format!(
                                 "No such file (EnvironmentFile= without '-' at {}:{}: systemd will fail to start the unit)",
@@ -245,7 +245,7 @@ impl Service {
                                 ef.line
                             ),
                         ),
-                    });
+                    ));
                 }
             }
         }
@@ -371,22 +371,20 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry]) -> Result<Vec<Arg>>
         if let Some(name) = t.strip_prefix('$')
             && !name.starts_with('{')
             && !name.starts_with('$')
+            && envfile::valid_name(name)
         {
-            if envfile::valid_name(name) {
-                if let Some(e) = live(name) {
-                    let pieces = words::split(&e.value, words::VAR_SPLIT).unwrap_or_default();
-                    for p in pieces {
-                        argv.push(Arg {
-                            value: p.value,
-                            var: Some(name.to_string()),
-                            container: e.value.clone(),
-                            raw: p.raw,
-                            removable: true,
-                        });
-                    }
+            if let Some(e) = live(name) {
+                for p in words::split(&e.value, words::VAR_SPLIT).unwrap_or_default() {
+                    argv.push(Arg {
+                        value: p.value,
+                        var: Some(name.to_string()),
+                        container: e.value.clone(),
+                        raw: p.raw,
+                        removable: true,
+                    });
                 }
-                continue;
             }
+            continue;
         }
         let (expanded, var) = replace_braced(&value, env);
         argv.push(Arg {

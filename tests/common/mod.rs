@@ -1,0 +1,78 @@
+//! Test support: copy node trees, plan them through the library, write a plan's result.
+#![allow(dead_code)]
+
+use kubelet_remediate::evidence::{self, Evidence, Options};
+use kubelet_remediate::plan::{self, Plan, Strategy};
+use kubelet_remediate::root::NodeFs;
+use kubelet_remediate::verdict::{self, Verdict};
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copy a tree, keeping symlinks as symlinks.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let ft = e.file_type().unwrap();
+        let dst = to.join(e.file_name());
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dst).unwrap();
+        } else if ft.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+pub struct Planned {
+    pub ev: Evidence,
+    pub verdict: Verdict,
+    pub plan: Plan,
+}
+
+pub fn plan_root(
+    root: &Path,
+    strategy: Option<Strategy>,
+) -> kubelet_remediate::error::Result<Planned> {
+    let fs = NodeFs::new(root);
+    let opts = Options {
+        unit: None,
+        offline: true,
+    };
+    let ev = evidence::gather(&fs, &opts)?;
+    let verdict = verdict::judge(&ev);
+    let plan = plan::plan(&fs, &opts, &ev, &verdict, strategy)?;
+    Ok(Planned { ev, verdict, plan })
+}
+
+/// Write every change's new content into the tree (a stand-in for `apply`).
+pub fn write_plan(root: &Path, plan: &Plan) {
+    for c in &plan.changes {
+        std::fs::write(root.join(c.path.trim_start_matches('/')), &c.after).unwrap();
+    }
+}
+
+/// Lines removed and added by a change.
+pub fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    for op in similar::TextDiff::from_lines(before, after).iter_all_changes() {
+        match op.tag() {
+            similar::ChangeTag::Delete => removed.push(op.value().to_string()),
+            similar::ChangeTag::Insert => added.push(op.value().to_string()),
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    (removed, added)
+}
+
+/// Whether a line carries the setting (flag in any spelling, or the config key).
+pub fn carries_setting(line: &str) -> bool {
+    line.replace('_', "-")
+        .contains("--make-iptables-util-chains")
+        || line.contains("makeIPTablesUtilChains")
+}

@@ -1,0 +1,157 @@
+//! Golden tests: every node tree under testdata/nodes is planned (text and JSON) and compared
+//! with testdata/golden/. After an intended change: `UPDATE_GOLDEN=1 cargo test --test golden`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cases() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("testdata/nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// stdout, then stderr and the exit status, as one comparable text.
+fn run(case: &str, extra: &[&str]) -> String {
+    let root = repo().join("testdata/nodes").join(case);
+    let out = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["plan", "--root"])
+        .arg(&root)
+        .args(["--color", "never"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let mut s = String::from_utf8(out.stdout).unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    if !err.is_empty() {
+        s.push_str("--- stderr\n");
+        s.push_str(&err.replace(root.to_str().unwrap(), "<root>"));
+    }
+    s.push_str(&format!("--- exit {}\n", out.status.code().unwrap()));
+    s
+}
+
+fn check(name: &str, got: &str, failures: &mut Vec<String>) {
+    let path = repo().join("testdata/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    if want != got {
+        let diff = similar::TextDiff::from_lines(&want, got)
+            .unified_diff()
+            .header(&format!("golden/{name}"), "got")
+            .to_string();
+        failures.push(diff);
+    }
+}
+
+#[test]
+fn every_node_tree_matches_its_golden_plan() {
+    let mut failures = Vec::new();
+    let cases = cases();
+    assert!(
+        cases.len() >= 30,
+        "expected the full set of node trees, found {}",
+        cases.len()
+    );
+    for c in &cases {
+        check(&format!("{c}.txt"), &run(c, &[]), &mut failures);
+        check(
+            &format!("{c}.json"),
+            &run(c, &["--output", "json"]),
+            &mut failures,
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "golden mismatches (UPDATE_GOLDEN=1 to accept):\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn exit_codes_follow_the_contract() {
+    let code = |c: &str| run(c, &[]).lines().last().unwrap().to_string();
+    assert_eq!(code("gke"), "--- exit 0");
+    assert_eq!(code("kubeadm-deb"), "--- exit 2");
+    assert_eq!(code("quoted-false"), "--- exit 1");
+    assert_eq!(code("malformed-yaml"), "--- exit 1");
+}
+
+#[test]
+fn json_carries_the_contract_fields() {
+    let out = run("false-in-two-places", &["--output", "json"]);
+    let json = out.split("--- exit").next().unwrap();
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["compliant"], false);
+    assert_eq!(v["effective"]["value"], false);
+    assert_eq!(v["effective"]["source"]["path"], "/etc/default/kubelet");
+    assert_eq!(v["effective"]["source"]["line"], 1);
+    let changes = v["changes"].as_array().unwrap();
+    let paths: Vec<&str> = changes
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/etc/default/kubelet", "/var/lib/kubelet/config.yaml"]
+    );
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["diff"].as_str().unwrap().starts_with("--- a/"))
+    );
+    assert_eq!(v["findings"].as_array().unwrap().len(), 2);
+    assert!(v["advice"].as_array().unwrap().len() >= 1);
+    assert_eq!(v["restart"]["unit"], "kubelet.service");
+    assert_eq!(v["restart"]["daemon_reload"], false);
+}
+
+/// Planning reads only: the whole testdata tree is byte-identical after every case ran.
+#[test]
+fn planning_writes_nothing() {
+    fn snapshot(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let mut ents: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        ents.sort_by_key(|e| e.file_name());
+        for e in ents {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                snapshot(&e.path(), out);
+            } else if ft.is_symlink() {
+                out.push((
+                    e.path(),
+                    std::fs::read_link(e.path())
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                ));
+            } else {
+                out.push((e.path(), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    let nodes = repo().join("testdata/nodes");
+    let mut before = Vec::new();
+    snapshot(&nodes, &mut before);
+    for c in cases() {
+        run(&c, &[]);
+        run(&c, &["--strategy", "set-true"]);
+        run(&c, &["--strategy", "remove"]);
+    }
+    let mut after = Vec::new();
+    snapshot(&nodes, &mut after);
+    assert_eq!(before.len(), after.len());
+    assert!(before == after, "a plan run modified testdata/nodes");
+}
