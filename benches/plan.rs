@@ -84,7 +84,10 @@ fn files_read(root: &Path) -> Vec<PathBuf> {
         },
     )
     .unwrap();
-    ev.files.iter().map(|(_, f)| fs.host_path(&f.resolved)).collect()
+    ev.files
+        .iter()
+        .map(|(_, f)| fs.host_path(&f.resolved))
+        .collect()
 }
 
 fn synthetic(dir: &Path, dropins: usize, mb: usize) {
@@ -93,23 +96,37 @@ fn synthetic(dir: &Path, dropins: usize, mb: usize) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, s).unwrap();
     };
-    w("usr/lib/systemd/system/kubelet.service", "[Service]\nExecStart=/usr/bin/kubelet\n");
-    let mut exec = String::from("ExecStart=\nExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml");
+    w(
+        "usr/lib/systemd/system/kubelet.service",
+        "[Service]\nExecStart=/usr/bin/kubelet\n",
+    );
+    let mut exec = String::from(
+        "ExecStart=\nExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml",
+    );
     for i in 0..dropins {
         let body = format!(
             "# drop-in {i}\n[Service]\nEnvironment=\"ARGS_{i}=--node-labels=pool{i}=yes\"\n"
         );
-        w(&format!("etc/systemd/system/kubelet.service.d/{i:05}-x.conf"), &body);
+        w(
+            &format!("etc/systemd/system/kubelet.service.d/{i:05}-x.conf"),
+            &body,
+        );
         exec.push_str(&format!(" $ARGS_{i}"));
     }
     w(
         "etc/systemd/system/kubelet.service.d/99999-exec.conf",
-        &format!("[Service]\nEnvironment=\"LAST=--make-iptables-util-chains=false\"\n{exec} $LAST\n"),
+        &format!(
+            "[Service]\nEnvironment=\"LAST=--make-iptables-util-chains=false\"\n{exec} $LAST\n"
+        ),
     );
-    let mut cfg = String::from("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodURLHeader:\n");
+    let mut cfg = String::from(
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodURLHeader:\n",
+    );
     let mut i = 0;
     while cfg.len() < mb << 20 {
-        cfg.push_str(&format!("  X-Header-{i:08}: [\"value-{i:08}-aaaaaaaaaaaaaaaa\"]\n"));
+        cfg.push_str(&format!(
+            "  X-Header-{i:08}: [\"value-{i:08}-aaaaaaaaaaaaaaaa\"]\n"
+        ));
         i += 1;
     }
     cfg.push_str("makeIPTablesUtilChains: false\n");
@@ -119,14 +136,21 @@ fn synthetic(dir: &Path, dropins: usize, mb: usize) {
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let typical = repo.join("testdata/nodes/kubeadm-deb");
-    assert!(bin().exists(), "build the binary first: cargo build --release");
+    assert!(
+        bin().exists(),
+        "build the binary first: cargo build --release"
+    );
     println!("# kubelet-remediate plan benchmarks (medians)");
     let t = in_process(&typical, 200);
-    println!("typical node (kubeadm-deb), in-process plan: {:.3} ms", t.as_secs_f64() * 1e3);
+    println!(
+        "typical node (kubeadm-deb), in-process plan: {:.3} ms",
+        t.as_secs_f64() * 1e3
+    );
     let files = files_read(&typical);
     let tool = spawn(50, || {
         let mut c = Command::new(bin());
-        c.args(["plan", "--offline", "--output", "json", "--root"]).arg(&typical);
+        c.args(["plan", "--offline", "--output", "json", "--root"])
+            .arg(&typical);
         c
     });
     let cat = spawn(50, || {
@@ -147,7 +171,8 @@ fn main() {
         let t = in_process(tmp.path(), 5);
         let p = spawn(3, || {
             let mut c = Command::new(bin());
-            c.args(["plan", "--offline", "--output", "json", "--root"]).arg(tmp.path());
+            c.args(["plan", "--offline", "--output", "json", "--root"])
+                .arg(tmp.path());
             c
         });
         let mut ru = Rusage {
