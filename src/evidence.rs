@@ -7,6 +7,7 @@
 use crate::config::{self, ConfigDoc, KeyValue, Value};
 use crate::error::{Error, Result};
 use crate::flags::{self, Cmdline, FLAG};
+use crate::k3s;
 use crate::platform::{self, Platform};
 use crate::root::{self, EntryKind, NodeFs};
 use crate::systemd::exec::{Arg, EnvOrigin, Service};
@@ -94,8 +95,22 @@ pub fn gather(fs: &NodeFs, opts: &Options) -> Result<Evidence> {
             service.layout.fragment
         ));
     }
-    let platform = platform::detect(fs, &service)?;
-    let argv = platform::kubelet_argv(&platform, &service.argv);
+    let (platform, argv) = match k3s::dist_of(&service.layout.name) {
+        Some(dist) => {
+            let (argv, n) = k3s::kubelet_argv(fs, &mut files, dist, &service)?;
+            notes.extend(n);
+            let p = if dist == "k3s" {
+                Platform::K3s
+            } else {
+                Platform::Rke2
+            };
+            (p, argv)
+        }
+        None => {
+            let p = platform::detect(fs, &service)?;
+            (p, platform::kubelet_argv(&p, &service.argv))
+        }
+    };
     let texts: Vec<String> = argv.iter().map(|a| a.value.text.clone()).collect();
     let cmdline = flags::parse(&texts);
     let cwd = service.working_dir.clone().unwrap_or_else(|| "/".into());

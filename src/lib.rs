@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod evidence;
 pub mod flags;
+pub mod k3s;
 pub mod plan;
 pub mod platform;
 pub mod report;

@@ -241,6 +241,9 @@ fn edit_for(ev: &Evidence, f: &Finding, s: Strategy) -> Option<Edit> {
                 None => ev.configs.config.as_ref()?,
                 Some(i) => &ev.configs.dropins[i],
             };
+            if crate::k3s::is_generated(&src.named) {
+                return None; // rewritten by k3s/rke2 at every start
+            }
             let o = &src.doc.occurrences[occ];
             let file = src.doc.file;
             match s {

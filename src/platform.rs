@@ -21,6 +21,8 @@ pub enum Platform {
     Kops,
     OpenShift,
     Bottlerocket,
+    K3s,
+    Rke2,
     Generic,
 }
 
@@ -36,6 +38,8 @@ impl Platform {
             Platform::Kops => "kops",
             Platform::OpenShift => "openshift",
             Platform::Bottlerocket => "bottlerocket",
+            Platform::K3s => "k3s",
+            Platform::Rke2 => "rke2",
             Platform::Generic => "generic",
         }
     }
@@ -51,6 +55,8 @@ impl Platform {
             Platform::Kops => "kops",
             Platform::OpenShift => "OpenShift 4",
             Platform::Bottlerocket => "Bottlerocket",
+            Platform::K3s => "k3s",
+            Platform::Rke2 => "RKE2",
             Platform::Generic => "generic systemd node",
         }
     }
@@ -91,29 +97,28 @@ impl Platform {
             Platform::Bottlerocket => s(&[
                 "Bottlerocket: the root file system is read-only (dm-verity) and the kubelet files are rendered from settings; its kubelet config never sets makeIPTablesUtilChains, so the default (true) applies. Nothing to edit on the node.",
             ]),
+            Platform::K3s | Platform::Rke2 => {
+                let d = if self == Platform::K3s { "k3s" } else { "rke2" };
+                vec![format!(
+                    "{d} reads kubelet-arg from /etc/rancher/{d}/config.yaml and config.yaml.d/*.yaml at every start, so the edit persists; a config management tool or the install script's INSTALL_{}_EXEC may put it back. Never edit /var/lib/rancher/{d}/agent/etc/kubelet.conf.d/00-{d}-defaults.conf ({d} rewrites it at every start): to set the key there, add a 50-*.conf drop-in.",
+                    d.to_uppercase()
+                )]
+            }
             Platform::Generic => Vec::new(),
         }
     }
 }
 
-/// The unit to inspect when `--unit` is not given.
+/// The unit to inspect when `--unit` is not given: kubelet.service, else a k3s/rke2 unit.
 pub fn detect_unit(fs: &NodeFs) -> Result<String> {
     if !lookup::unit_exists(fs, "kubelet.service")? {
-        // k3s and RKE2 run the kubelet inside their own service, configured by kubelet-arg
-        // lists in /etc/rancher/*/config.yaml: a different evidence source, not modelled yet.
-        for (unit, dist) in [
-            ("k3s.service", "k3s"),
-            ("k3s-agent.service", "k3s"),
-            ("rke2-server.service", "rke2"),
-            ("rke2-agent.service", "rke2"),
-        ] {
+        for (unit, _) in crate::k3s::UNITS {
             if lookup::unit_exists(fs, unit)? {
-                return Err(crate::error::Error::Unsupported(format!(
-                    "{unit} found and no kubelet.service: this is a {dist} node, whose kubelet flags come from kubelet-arg in /etc/rancher/{dist}/config.yaml, config.yaml.d/*.yaml and the {unit} command line; planning for {dist} is not supported yet. Check those for make-iptables-util-chains=false and /var/lib/rancher/{dist}/agent/etc/kubelet.conf.d/ (never edit 00-{dist}-defaults.conf)"
-                )));
+                return Ok(unit.to_string());
             }
         }
     }
+    // Missing: lookup reports it, naming kubelet.service.
     Ok("kubelet.service".into())
 }
 

@@ -291,10 +291,11 @@ impl Report {
                     Status::Inert => "inert".into(),
                     Status::Refused => paint("31", "refused"),
                 };
-                let via = f
-                    .via
-                    .as_ref()
-                    .map_or(String::new(), |v| format!(" (via ${v})"));
+                let via = match &f.via {
+                    Some(v) if crate::systemd::envfile::valid_name(v) => format!(" (via ${v})"),
+                    Some(v) => format!(" (via {v})"),
+                    None => String::new(),
+                };
                 o += &format!(
                     "  {}:{}:{}  {}{via}  [{status}]\n",
                     f.path, f.line, f.column, f.text

@@ -16,10 +16,13 @@ const NON_COMPLIANT: &[&str] = &[
     "eks-al2023",
     "execstart-continuation",
     "false-in-two-places",
+    "k3s-agent",
+    "k3s-cli-wins",
     "kops",
     "kubeadm-deb",
     "kubeadm-rpm",
     "last-wins-false-last",
+    "rke2-server",
     "underscore-zero",
 ];
 

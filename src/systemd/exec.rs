@@ -133,7 +133,7 @@ impl Service {
                     let ws = words::split(&d.value, words::EXEC)
                         .map_err(|(m, at)| at_error(files, d, at, format!("Environment=: {m}")))?;
                     for w in ws {
-                        let w = expand_percent(&w.value);
+                        let w = expand_percent(&w.value, &layout.name);
                         let Some(eq) = w.text.find('=') else {
                             warnings.push(format!(
                                 "{path}:{}: invalid environment assignment '{}', systemd ignores it",
@@ -162,7 +162,8 @@ impl Service {
                 }
                 "EnvironmentFile" if d.value.is_empty() => env_files.clear(),
                 "EnvironmentFile" => {
-                    let v = d.value.text.trim();
+                    let v = expand_percent(&d.value, &layout.name).text;
+                    let v = v.trim();
                     let (optional, p) = match v.strip_prefix('-') {
                         Some(rest) => (true, rest.trim()),
                         None => (false, v),
@@ -251,7 +252,7 @@ impl Service {
         }
         mark_overridden(&mut env, files);
 
-        let argv = expand(files, &exec, &env)?;
+        let argv = expand(files, &exec, &env, &layout.name)?;
         Ok(Service {
             layout,
             unit_files,
@@ -324,19 +325,33 @@ fn mark_overridden(env: &mut [EnvEntry], files: &Files) {
     }
 }
 
-/// `%%` is the only specifier a kubelet command line needs; it becomes `%`.
-fn expand_percent(t: &Traced) -> Traced {
-    if !t.text.contains("%%") {
+/// systemd specifiers a kubelet unit uses: `%n` (full unit name), `%N` (without the type
+/// suffix), `%p` (before any `@`), `%%`. Others are left as written.
+fn expand_percent(t: &Traced, unit: &str) -> Traced {
+    if !t.text.contains('%') {
         return t.clone();
     }
+    let stem = unit.rsplit_once('.').map_or(unit, |(s, _)| s);
+    let prefix = stem.split('@').next().unwrap_or(stem);
     let mut out = Traced::default();
     let b = t.text.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && b.get(i + 1) == Some(&b'%') {
-            out.push('%', t.locs[i]);
-            i += 2;
-            continue;
+        if b[i] == b'%' {
+            let rep = match b.get(i + 1) {
+                Some(b'%') => Some("%"),
+                Some(b'n') => Some(unit),
+                Some(b'N') => Some(stem),
+                Some(b'p') => Some(prefix),
+                _ => None,
+            };
+            if let Some(rep) = rep {
+                for c in rep.chars() {
+                    out.push(c, t.locs[i]);
+                }
+                i += 2;
+                continue;
+            }
         }
         let c = t.text[i..].chars().next().unwrap();
         out.push(c, t.locs[i]);
@@ -345,7 +360,7 @@ fn expand_percent(t: &Traced) -> Traced {
     out
 }
 
-fn expand(files: &Files, exec: &Directive, env: &[EnvEntry]) -> Result<Vec<Arg>> {
+fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Result<Vec<Arg>> {
     let v = &exec.value;
     // Prefixes @ - : + ! (and !!) may precede the path.
     let skip = v
@@ -366,7 +381,7 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry]) -> Result<Vec<Arg>>
         if at_prefix && i == 0 {
             continue; // with '@' the second word is argv[0]
         }
-        let value = expand_percent(&w.value);
+        let value = expand_percent(&w.value, unit);
         let t = &value.text;
         if let Some(name) = t.strip_prefix('$')
             && !name.starts_with('{')

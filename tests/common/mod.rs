@@ -72,7 +72,7 @@ pub fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
 
 /// Whether a line carries the setting (flag in any spelling, or the config key).
 pub fn carries_setting(line: &str) -> bool {
-    line.replace('_', "-")
-        .contains("--make-iptables-util-chains")
+    // k3s kubelet-arg entries name the flag without its dashes.
+    line.replace('_', "-").contains("make-iptables-util-chains")
         || line.contains("makeIPTablesUtilChains")
 }
