@@ -11,7 +11,7 @@ use crate::k3s;
 use crate::platform::{self, Platform};
 use crate::root::{self, EntryKind, NodeFs};
 use crate::systemd::exec::{Arg, EnvOrigin, Service};
-use crate::systemd::lookup;
+use crate::systemd::lookup::{self, UnitLayout};
 use crate::text::{Files, SourceFile, Traced};
 
 /// What to read.
@@ -70,13 +70,18 @@ impl Evidence {
 }
 
 pub fn gather(fs: &NodeFs, opts: &Options) -> Result<Evidence> {
-    let mut files = Files::default();
     let unit = match &opts.unit {
         Some(u) if u.contains('.') => u.clone(),
         Some(u) => format!("{u}.service"),
         None => platform::detect_unit(fs)?,
     };
-    let layout = lookup::find(fs, &unit)?;
+    gather_with_layout(fs, opts, lookup::find(fs, &unit)?)
+}
+
+/// `gather` for a unit whose files are already known. The planner's proof uses it: an edit
+/// changes contents, never which unit files exist.
+pub fn gather_with_layout(fs: &NodeFs, opts: &Options, layout: UnitLayout) -> Result<Evidence> {
+    let mut files = Files::default();
     let service = Service::load(fs, &mut files, layout)?;
     let mut notes: Vec<String> = service.warnings.clone();
     for (hidden, winner) in &service.layout.shadowed_dropins {
@@ -132,7 +137,7 @@ pub fn gather(fs: &NodeFs, opts: &Options) -> Result<Evidence> {
     })
 }
 
-fn read_doc(fs: &NodeFs, files: &mut Files, path: &str, why: &str) -> Result<ConfigDoc> {
+fn read_doc(fs: &NodeFs, files: &mut Files, path: &str, why: &str) -> Result<(ConfigDoc, Value)> {
     let Some((resolved, text)) = fs.read(path)? else {
         return Err(Error::io(
             path,
@@ -153,8 +158,8 @@ pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) ->
     if let Some((_, p)) = &cmd.config {
         // Relative paths resolve against the kubelet's working directory (kube-bench#1256).
         let named = root::join(cwd, p);
-        let doc = read_doc(fs, files, &named, "named by --config")?;
-        merged = Some(doc.value.clone());
+        let (doc, value) = read_doc(fs, files, &named, "named by --config")?;
+        merged = Some(value);
         c.config = Some(ConfigSource { named, doc });
     }
     if let Some((_, d)) = &cmd.config_dir {
@@ -162,10 +167,10 @@ pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) ->
         let mut paths = Vec::new();
         walk(fs, &dir, &mut paths)?;
         for p in paths {
-            let doc = read_doc(fs, files, &p, "found in --config-dir")?;
-            doc.require_type_meta(files.get(doc.file))?;
+            let (doc, value) = read_doc(fs, files, &p, "found in --config-dir")?;
+            config::require_type_meta(&value, files.get(doc.file))?;
             let base = merged.take().unwrap_or(Value::Map(Default::default()));
-            merged = Some(config::merge_patch(&base, &doc.value));
+            merged = Some(config::merge_patch(&base, &value));
             c.dropins.push(ConfigSource { named: p, doc });
         }
         c.config_dir = Some(dir);

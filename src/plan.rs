@@ -8,7 +8,7 @@
 //! this key) must be exactly what they were. An edit that fails this proof is retried with the
 //! other strategy; if none passes, nothing is proposed.
 
-use crate::config::{self, Value};
+use crate::config;
 use crate::error::{Error, Result};
 use crate::evidence::{self, Evidence, Options};
 use crate::flags::FLAG;
@@ -69,28 +69,26 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-/// What the kubelet will run with, apart from this setting.
-#[derive(Debug, PartialEq)]
-struct Fingerprint {
-    argv: Vec<String>,
-    config: Option<String>,
-    config_dir: Option<String>,
-    merged: Option<Value>,
-}
-
-fn fingerprint(ev: &Evidence) -> Fingerprint {
-    let ours = |a: &str| {
+/// Whether two evaluations give the kubelet the same arguments and configuration, apart
+/// from this flag and this key.
+fn same_apart_from_setting(a: &Evidence, b: &Evidence) -> bool {
+    let ours = |a: &String| {
         a.strip_prefix("--").is_some_and(|b| {
             let name = b.split('=').next().unwrap_or("");
             name.replace('_', "-") == FLAG
         })
     };
-    Fingerprint {
-        argv: ev.argv_text().into_iter().filter(|a| !ours(a)).collect(),
-        config: ev.configs.config.as_ref().map(|c| c.named.clone()),
-        config_dir: ev.configs.config_dir.clone(),
-        merged: ev.configs.merged.as_ref().map(config::without_key),
-    }
+    let argv =
+        |e: &Evidence| -> Vec<String> { e.argv_text().into_iter().filter(|a| !ours(a)).collect() };
+    let named = |e: &Evidence| e.configs.config.as_ref().map(|c| c.named.clone());
+    argv(a) == argv(b)
+        && named(a) == named(b)
+        && a.configs.config_dir == b.configs.config_dir
+        && match (&a.configs.merged, &b.configs.merged) {
+            (Some(x), Some(y)) => config::eq_without_key(x, y),
+            (None, None) => true,
+            _ => false,
+        }
 }
 
 pub fn plan(
@@ -215,13 +213,13 @@ fn prove(
         offline: true,
         ..opts.clone()
     };
-    let after = evidence::gather(&after_fs, &check)
+    let after = evidence::gather_with_layout(&after_fs, &check, ev.service.layout.clone())
         .map_err(|e| format!("the edited node does not load: {e}"))?;
     let verdict = verdict::judge(&after);
     if !verdict.compliant() {
         return Err("the edited node still does not evaluate to true".into());
     }
-    if fingerprint(&after) != fingerprint(ev) {
+    if !same_apart_from_setting(&after, ev) {
         return Err("the edit would change other kubelet arguments or configuration".into());
     }
     Ok(texts)

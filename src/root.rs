@@ -77,11 +77,17 @@ impl NodeFs {
         let mut done: Vec<String> = Vec::new();
         let mut todo: Vec<String> = components_rev(path);
         let mut links = 0;
+        // Once a component is missing nothing below it exists: the rest is joined lexically.
+        let mut missing = false;
         while let Some(comp) = todo.pop() {
             match comp.as_str() {
                 "." => continue,
                 ".." => {
                     done.pop();
+                    continue;
+                }
+                _ if missing => {
+                    done.push(comp);
                     continue;
                 }
                 _ => {}
@@ -109,8 +115,14 @@ impl NodeFs {
                     todo.extend(components_rev(&target));
                 }
                 Ok(_) => done.push(comp),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
                     // Keep walking so `..` after a missing part still behaves; the open fails later.
+                    missing = true;
                     done.push(comp);
                 }
                 Err(e) => return Err(Error::io(node, e)),

@@ -56,17 +56,19 @@ pub struct KeyOcc {
     pub removal: Option<Range<usize>>,
 }
 
+/// What a config file says about the setting. The decoded value itself is returned beside
+/// it by [`parse`], so it can be moved into the merge instead of copied (a 10 MB config makes
+/// a tree of tens of MB).
 #[derive(Debug, Clone)]
 pub struct ConfigDoc {
     pub file: FileId,
     pub format: Format,
-    pub value: Value,
     pub occurrences: Vec<KeyOcc>,
     /// Keys that differ from the real one only in case (the kubelet ignores them).
     pub near_misses: Vec<(String, usize)>,
 }
 
-pub fn parse(id: FileId, f: &SourceFile) -> Result<ConfigDoc> {
+pub fn parse(id: FileId, f: &SourceFile) -> Result<(ConfigDoc, Value)> {
     let first = f
         .text
         .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
@@ -93,13 +95,13 @@ pub fn parse(id: FileId, f: &SourceFile) -> Result<ConfigDoc> {
             near_misses.push((e.key, e.occ.line));
         }
     }
-    Ok(ConfigDoc {
+    let doc = ConfigDoc {
         file: id,
         format,
-        value,
         occurrences,
         near_misses,
-    })
+    };
+    Ok((doc, value))
 }
 
 /// A top-level entry with its positions, as both parsers report them.
@@ -114,26 +116,26 @@ impl ConfigDoc {
     pub fn setting(&self) -> Option<&KeyOcc> {
         self.occurrences.last()
     }
+}
 
-    /// `apiVersion` and `kind`, which every drop-in must carry.
-    pub fn require_type_meta(&self, f: &SourceFile) -> Result<()> {
-        let Value::Map(m) = &self.value else {
-            unreachable!()
-        };
-        for k in ["apiVersion", "kind"] {
-            if !matches!(m.get(k), Some(Value::Str(_))) {
-                return Err(Error::parse(
-                    &f.path,
-                    1,
-                    1,
-                    format!(
-                        "missing {k}: the kubelet refuses a configuration file without apiVersion and kind"
-                    ),
-                ));
-            }
+/// `apiVersion` and `kind`, which every drop-in must carry.
+pub fn require_type_meta(value: &Value, f: &SourceFile) -> Result<()> {
+    let Value::Map(m) = value else {
+        unreachable!("parse only returns mappings")
+    };
+    for k in ["apiVersion", "kind"] {
+        if !matches!(m.get(k), Some(Value::Str(_))) {
+            return Err(Error::parse(
+                &f.path,
+                1,
+                1,
+                format!(
+                    "missing {k}: the kubelet refuses a configuration file without apiVersion and kind"
+                ),
+            ));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// RFC 7386 JSON merge patch, as the kubelet applies each `--config-dir` drop-in.
@@ -156,7 +158,22 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
     Value::Map(t)
 }
 
-/// The value without `makeIPTablesUtilChains`, to prove an edit changed nothing else.
+/// Whether two configurations are equal apart from `makeIPTablesUtilChains`, without copying
+/// either (the planner's proof compares whole merged configurations).
+pub fn eq_without_key(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Map(x), Value::Map(y)) => {
+            let rest = |m: &BTreeMap<String, Value>| m.len() - usize::from(m.contains_key(KEY));
+            rest(x) == rest(y)
+                && x.iter()
+                    .filter(|(k, _)| *k != KEY)
+                    .all(|(k, v)| y.get(k) == Some(v))
+        }
+        _ => a == b,
+    }
+}
+
+/// The value without `makeIPTablesUtilChains`.
 pub fn without_key(v: &Value) -> Value {
     match v {
         Value::Map(m) => {
@@ -173,15 +190,25 @@ mod tests {
     use super::*;
 
     fn doc(s: &str) -> ConfigDoc {
-        parse(0, &SourceFile::new("/c".into(), "/c".into(), s.into())).unwrap()
+        parse(0, &SourceFile::new("/c".into(), "/c".into(), s.into()))
+            .unwrap()
+            .0
+    }
+
+    fn value(s: &str) -> Value {
+        parse(0, &SourceFile::new("/c".into(), "/c".into(), s.into()))
+            .unwrap()
+            .1
     }
 
     #[test]
     fn merge_patch_rfc7386() {
-        let a = doc("a: 1\nb: {c: 1, d: 2}\nmakeIPTablesUtilChains: false\n").value;
-        let p = doc("b: {c: null, e: 3}\nmakeIPTablesUtilChains: null\n").value;
+        let a = value("a: 1\nb: {c: 1, d: 2}\nmakeIPTablesUtilChains: false\n");
+        let p = value("b: {c: null, e: 3}\nmakeIPTablesUtilChains: null\n");
         let m = merge_patch(&a, &p);
-        assert_eq!(m, doc("a: 1\nb: {d: 2, e: 3}\n").value);
+        assert_eq!(m, value("a: 1\nb: {d: 2, e: 3}\n"));
+        assert!(eq_without_key(&a, &value("b: {d: 2, c: 1}\na: 1\n")));
+        assert!(!eq_without_key(&a, &value("b: {d: 2, c: 1}\na: 2\n")));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use super::{Entry, KeyOcc, KeyValue, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
-use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span, StrInput, Tag};
 use std::collections::{BTreeMap, HashMap};
 
 const TRUE: &[&str] = &[
@@ -36,58 +36,40 @@ struct Ev<'a> {
     span: Span,
 }
 
+/// Builds the value tree straight from the parser's event stream (nothing is buffered, so
+/// memory stays proportional to the tree, not to the events).
 struct Builder<'a> {
     f: &'a SourceFile,
-    events: std::vec::IntoIter<Ev<'a>>,
+    parser: Parser<'a, StrInput<'a>>,
     anchors: HashMap<usize, Value>,
 }
 
 pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
-    let mut parser = Parser::new_from_str(&f.text);
-    let mut events = Vec::new();
-    let mut docs = 0;
-    while let Some(r) = parser.next_event() {
-        let (ev, span) = r.map_err(|e| {
-            let m = e.marker();
-            Error::parse(
-                &f.path,
-                m.line(),
-                m.col() + 1,
-                format!("invalid YAML: {}", e.info()),
-            )
-        })?;
-        if let Event::DocumentStart(_) = ev {
-            docs += 1;
-            if docs > 1 {
-                return Err(Error::parse(
-                    &f.path,
-                    span.start.line(),
-                    1,
-                    "a second YAML document: the kubelet reads only one KubeletConfiguration per file",
-                ));
-            }
-        }
-        let end = matches!(ev, Event::StreamEnd);
-        events.push(Ev { ev, span });
-        if end {
-            break;
-        }
-    }
     let mut b = Builder {
         f,
-        events: events.into_iter(),
+        parser: Parser::new_from_str(&f.text),
         anchors: HashMap::new(),
     };
     let mut entries = Vec::new();
     let mut value = Value::Null;
-    while let Some(e) = b.events.next() {
+    let mut docs = 0;
+    loop {
+        let e = b.next()?;
         match e.ev {
-            Event::MappingStart(anchor, _) => {
-                value = b.mapping(anchor, Some(&mut entries))?;
+            Event::StreamEnd => break,
+            Event::DocumentStart(_) => {
+                docs += 1;
+                if docs > 1 {
+                    return Err(Error::parse(
+                        &f.path,
+                        e.span.start.line(),
+                        1,
+                        "a second YAML document: the kubelet reads only one KubeletConfiguration per file",
+                    ));
+                }
             }
-            Event::Scalar(..) | Event::SequenceStart(..) | Event::Alias(_) => {
-                value = b.node(e)?;
-            }
+            Event::MappingStart(anchor, _) => value = b.mapping(anchor, Some(&mut entries))?,
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::Alias(_) => value = b.node(e)?,
             _ => {}
         }
     }
@@ -96,9 +78,24 @@ pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
 
 impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<Ev<'a>> {
-        self.events.next().ok_or_else(|| {
-            Error::parse(&self.f.path, 1, 1, "invalid YAML: unexpected end of events")
-        })
+        match self.parser.next_event() {
+            Some(Ok((ev, span))) => Ok(Ev { ev, span }),
+            Some(Err(e)) => {
+                let m = e.marker();
+                Err(Error::parse(
+                    &self.f.path,
+                    m.line(),
+                    m.col() + 1,
+                    format!("invalid YAML: {}", e.info()),
+                ))
+            }
+            None => Err(Error::parse(
+                &self.f.path,
+                1,
+                1,
+                "invalid YAML: unexpected end of events",
+            )),
+        }
     }
 
     fn node(&mut self, e: Ev<'a>) -> Result<Value> {

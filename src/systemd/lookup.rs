@@ -52,7 +52,7 @@ fn search_dirs(fs: &NodeFs) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for d in SEARCH_PATH {
         let r = fs.resolve(d)?;
-        if !fs.is_dir(d) || seen.contains(&r) {
+        if seen.contains(&r) || !fs.host_path(&r).is_dir() {
             continue;
         }
         seen.push(r);
