@@ -47,6 +47,9 @@ pub struct Running {
     pub argv: Vec<String>,
     pub cmdline: Cmdline,
     pub configs: Configs,
+    /// Config files modified after the process started: what it loaded is no longer on disk,
+    /// so its value cannot be read back from the files.
+    pub changed_since_start: Vec<String>,
 }
 
 /// Everything read from the node.
@@ -219,14 +222,42 @@ fn find_running(fs: &NodeFs, files: &mut Files) -> Result<Option<Running>> {
             .read_link(&format!("/proc/{pid}/cwd"))?
             .unwrap_or_else(|| "/".into());
         let configs = load_configs(fs, files, &cmdline, &cwd)?;
+        let mut changed_since_start = Vec::new();
+        if let Some(started) = start_time(fs, pid) {
+            for src in configs.config.iter().chain(&configs.dropins) {
+                let f = files.get(src.doc.file);
+                if fs.mtime(&f.resolved).is_some_and(|m| m > started) {
+                    changed_since_start.push(src.named.clone());
+                }
+            }
+        }
         return Ok(Some(Running {
             pid,
             argv,
             cmdline,
             configs,
+            changed_since_start,
         }));
     }
     Ok(None)
+}
+
+/// When a process started: boot time (`btime` of /proc/stat) plus its start time in clock
+/// ticks (field 22 of /proc/PID/stat; USER_HZ is 100 on every Linux architecture we run on).
+fn start_time(fs: &NodeFs, pid: u32) -> Option<std::time::SystemTime> {
+    let (_, stat) = fs.read("/proc/stat").ok()??;
+    let btime: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let (_, pstat) = fs.read(&format!("/proc/{pid}/stat")).ok()??;
+    // The command name (field 2) may contain spaces and parentheses: count after the last ')'.
+    let after = &pstat[pstat.rfind(')')? + 1..];
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let secs = btime as f64 + ticks as f64 / 100.0;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
 }
 
 /// Where a setting lives, for reports.

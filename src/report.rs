@@ -57,6 +57,9 @@ pub struct RunningInfo {
     pub value: Option<bool>,
     /// Whether its command line is the one the unit gives now.
     pub matches_unit: bool,
+    /// Config files modified since it started (then `value` is what the files say now, not
+    /// necessarily what it loaded).
+    pub changed_since_start: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,14 +144,25 @@ impl Report {
                     r.pid, ev.service.layout.name
                 ));
             }
+            if !r.changed_since_start.is_empty() {
+                notes.push(format!(
+                    "modified since the running kubelet (pid {}) started, so what it loaded cannot be read back: {}; a restart makes the files authoritative",
+                    r.pid,
+                    r.changed_since_start.join(", ")
+                ));
+            }
             RunningInfo {
                 pid: r.pid,
                 value,
                 matches_unit,
+                changed_since_start: r.changed_since_start.clone(),
             }
         });
         let file_ok = v.compliant();
-        let running_ok = running.as_ref().is_none_or(|r| r.value == Some(true));
+        // Unknown is not a pass: a process that loaded files since edited needs a restart.
+        let running_ok = running
+            .as_ref()
+            .is_none_or(|r| r.value == Some(true) && r.changed_since_start.is_empty());
         let mut advice = Vec::new();
         if !file_ok || !plan.changes.is_empty() || ev.platform.managed() {
             advice.extend(ev.platform.durability());
@@ -245,7 +259,7 @@ impl Report {
             (None, Some(true), true) => paint("1;32", "COMPLIANT: makeIPTablesUtilChains is true"),
             (None, Some(true), false) => paint(
                 "1;33",
-                "NOT COMPLIANT: the files say true, but the running kubelet has false (restart needed)",
+                "NOT COMPLIANT: the files say true, but the running kubelet has false or loaded older files (restart needed)",
             ),
             _ => paint("1;31", "NOT COMPLIANT: makeIPTablesUtilChains is false"),
         };
@@ -270,17 +284,18 @@ impl Report {
             None => {}
         }
         if let Some(r) = &self.running {
-            o += &format!(
-                "running:  pid {} has {}{}\n",
-                r.pid,
+            let value = if r.changed_since_start.is_empty() {
                 r.value
-                    .map_or("an unparsable value".into(), |v| v.to_string()),
-                if r.matches_unit {
-                    ""
-                } else {
-                    " (started from an older command line)"
-                }
-            );
+                    .map_or("an unparsable value".into(), |v| v.to_string())
+            } else {
+                "an unknown value (its config files changed since it started)".into()
+            };
+            let older = if r.matches_unit {
+                ""
+            } else {
+                " (started from an older command line)"
+            };
+            o += &format!("running:  pid {} has {value}{older}\n", r.pid);
         }
         if !self.findings.is_empty() {
             o += "\nevidence (command line wins over --config-dir, which wins over --config):\n";

@@ -189,6 +189,14 @@ impl NodeFs {
             .unwrap_or(false)
     }
 
+    /// Last modification time of a resolved node path (edited overlay files count as now).
+    pub fn mtime(&self, resolved: &str) -> Option<std::time::SystemTime> {
+        if self.overlay.contains_key(resolved) {
+            return Some(std::time::SystemTime::now());
+        }
+        fs::metadata(self.host_path(resolved)).ok()?.modified().ok()
+    }
+
     pub fn is_dir(&self, path: &str) -> bool {
         self.resolve(path)
             .map(|r| self.host_path(&r).is_dir())
