@@ -1,13 +1,17 @@
 //! The command line: parse, run the pipeline, print, and choose the exit status.
 
-use crate::evidence::{self, Options};
-use crate::plan::{self, Strategy};
+use crate::evidence::{self, Evidence, Options};
+use crate::plan::{self, Plan, Strategy};
 use crate::report::Report;
 use crate::root::NodeFs;
-use crate::verdict;
+use crate::saved::SavedPlan;
+use crate::txn::{self, FileChange};
+use crate::verdict::{self, Outcome};
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +28,10 @@ pub struct Cli {
 pub enum Command {
     /// Compute the effective value and propose the minimal fix as a unified diff (writes nothing).
     Plan(PlanArgs),
+    /// Apply the fix: show it, confirm, back up, write atomically, verify.
+    Apply(ApplyArgs),
+    /// Restore the files of one apply from its backups.
+    Rollback(RollbackArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,19 +48,27 @@ pub enum Color {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct PlanArgs {
+pub struct NodeArgs {
     /// The node's file system is mounted here (a DaemonSet mounts the host at /host).
     #[arg(long, default_value = "/", value_name = "DIR")]
     pub root: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
     /// Read files only: no /proc scan for the running kubelet.
     #[arg(long)]
     pub offline: bool,
-    /// The kubelet's systemd unit (default: kubelet.service).
+    /// The kubelet's systemd unit (default: kubelet.service, else a k3s/rke2 unit).
     #[arg(long, value_name = "NAME")]
     pub unit: Option<String>,
     /// How to fix every false setting (default: remove flags, set config keys to true).
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
     /// Colour the text output (auto: when stdout is a terminal and NO_COLOR is unset).
@@ -60,44 +76,358 @@ pub struct PlanArgs {
     pub color: Color,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub eval: EvalArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Also save the plan (every edit and the sha256 of each file) for `apply --plan`.
+    #[arg(long = "out", value_name = "FILE")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub eval: EvalArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Write the files only; restart the kubelet yourself (required until the restart step exists).
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Apply exactly this saved plan (refused if any of its files changed since).
+    #[arg(long, value_name = "FILE", conflicts_with = "strategy")]
+    pub plan: Option<PathBuf>,
+    /// Where backup sets go, inside the root.
+    #[arg(long, value_name = "DIR", default_value = txn::DEFAULT_BACKUP_DIR)]
+    pub backup_dir: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// List the backup sets.
+    #[arg(long, conflicts_with_all = ["last", "id"])]
+    pub list: bool,
+    /// Roll back the most recent apply.
+    #[arg(long, conflicts_with = "id")]
+    pub last: bool,
+    /// The backup set to restore.
+    pub id: Option<String>,
+    /// Restore without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Restore files even if they changed after that apply.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, value_name = "DIR", default_value = txn::DEFAULT_BACKUP_DIR)]
+    pub backup_dir: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
 /// Run a parsed command line; the result is the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Plan(a) => run_plan(&a),
+        Command::Apply(a) => run_apply(&a),
+        Command::Rollback(a) => run_rollback(&a),
     }
 }
 
-pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
-    use anyhow::Context;
+fn node_fs(n: &NodeArgs) -> anyhow::Result<NodeFs> {
     let meta =
-        std::fs::metadata(&a.root).with_context(|| format!("--root {}", a.root.display()))?;
+        std::fs::metadata(&n.root).with_context(|| format!("--root {}", n.root.display()))?;
     anyhow::ensure!(
         meta.is_dir(),
         "--root {}: not a directory",
-        a.root.display()
+        n.root.display()
     );
-    let fs = NodeFs::new(&a.root);
-    let opts = Options {
-        unit: a.unit.clone(),
-        offline: a.offline,
-    };
-    let ev = evidence::gather(&fs, &opts)?;
+    Ok(NodeFs::new(&n.root))
+}
+
+fn options(e: &EvalArgs) -> Options {
+    Options {
+        unit: e.unit.clone(),
+        offline: e.offline,
+    }
+}
+
+fn color(o: &OutputArgs) -> bool {
+    match o.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+/// Read, judge and plan.
+fn evaluate(fs: &NodeFs, e: &EvalArgs) -> anyhow::Result<(Evidence, Report, Plan)> {
+    let opts = options(e);
+    let ev = evidence::gather(fs, &opts)?;
     let v = verdict::judge(&ev);
-    let p = plan::plan(&fs, &opts, &ev, &v, a.strategy)?;
+    let p = plan::plan(fs, &opts, &ev, &v, e.strategy)?;
     let report = Report::new(&ev, &v, &p);
-    let out = match a.output {
-        Output::Json => report.to_json(),
-        Output::Text => {
-            let color = match a.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-                }
-            };
-            report.to_text(color)
+    Ok((ev, report, p))
+}
+
+pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
+    let fs = node_fs(&a.node)?;
+    let (ev, report, p) = evaluate(&fs, &a.eval)?;
+    if let Some(path) = &a.save {
+        let saved = SavedPlan::from_plan(&ev.service.layout.name, &p);
+        let text = serde_json::to_string_pretty(&saved)? + "\n";
+        fs_err::write(path, text)?;
+    }
+    match a.out.output {
+        Output::Json => print!("{}", report.to_json()),
+        Output::Text => print!("{}", report.to_text(color(&a.out))),
+    }
+    Ok(report.exit_code())
+}
+
+fn lock_timeout() -> Duration {
+    let secs = std::env::var("KUBELET_REMEDIATE_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    Duration::from_secs(secs)
+}
+
+/// Ask on the terminal, or refuse without one.
+fn confirm(yes: bool, prompt: &str) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "standard input is not a terminal, so there is no one to confirm: pass --yes to proceed unattended"
+        );
+    }
+    Ok(dialoguer::Confirm::new()
+        .with_prompt(prompt)
+        .default(false)
+        .interact()
+        .unwrap_or(false))
+}
+
+fn restart_command(unit: &str, daemon_reload: bool) -> String {
+    let reload = if daemon_reload {
+        "systemctl daemon-reload && "
+    } else {
+        ""
+    };
+    format!("{reload}systemctl restart {unit}")
+}
+
+pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
+    let fs = node_fs(&a.node)?;
+    // One apply or rollback at a time, and the plan is made under the lock, so a second run
+    // sees the first one's result instead of applying it twice.
+    let _lock = txn::lock(&fs, lock_timeout())?;
+    let (ev, report, p) = evaluate(&fs, &a.eval)?;
+    let json = a.out.output == Output::Json;
+    let unit = ev.service.layout.name.clone();
+
+    if ev.platform.managed() && !report.compliant {
+        if json {
+            print!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text(color(&a.out)));
+            println!(
+                "\nnot applied: {} manages these files; apply the platform-level fix above",
+                ev.platform.name()
+            );
+        }
+        return Ok(3);
+    }
+    if let Some(why) = &report.refused {
+        bail!(
+            "the kubelet would refuse its current settings, so nothing is applied automatically: {why}"
+        );
+    }
+
+    // What to write: the fresh plan, or exactly the saved one.
+    let (changes, daemon_reload) = match &a.plan {
+        Some(path) => {
+            let text = fs_err::read_to_string(path)?;
+            let saved = SavedPlan::parse(&path.display().to_string(), &text)?;
+            let mut changes = Vec::new();
+            for f in &saved.files {
+                let Some((_, current)) = fs.read(&f.path)? else {
+                    bail!(
+                        "{}: missing; the plan {} cannot be applied",
+                        f.path,
+                        path.display()
+                    );
+                };
+                let after = saved.after(f, &current)?;
+                changes.push(FileChange {
+                    path: f.path.clone(),
+                    before: current,
+                    after,
+                });
+            }
+            (changes, saved.daemon_reload)
+        }
+        None => (
+            p.changes
+                .iter()
+                .map(|c| FileChange {
+                    path: c.path.clone(),
+                    before: c.before.clone(),
+                    after: c.after.clone(),
+                })
+                .collect::<Vec<_>>(),
+            p.daemon_reload,
+        ),
+    };
+
+    if changes.is_empty() {
+        if json {
+            print!("{}", report.to_json());
+        } else if report.compliant {
+            println!("nothing to do: makeIPTablesUtilChains is already true");
+        } else {
+            print!("{}", report.to_text(color(&a.out)));
+            println!(
+                "\nthe files are already right; the running kubelet needs: {}",
+                restart_command(&unit, false)
+            );
+        }
+        return Ok(if report.compliant { 0 } else { 2 });
+    }
+
+    if !json {
+        print!("{}", report.to_text(color(&a.out)));
+        if let Some(path) = &a.plan {
+            println!("\napplying the saved plan {}:", path.display());
+            for c in &changes {
+                print!("{}", plan::unified(&c.path, &c.before, &c.after));
+            }
+        }
+    }
+    let restart = restart_command(&unit, daemon_reload);
+    if !a.no_restart {
+        bail!(
+            "restarting the kubelet is not implemented yet: pass --no-restart to write the files, then run: {restart}"
+        );
+    }
+    if !confirm(a.yes, "Apply these changes?")? {
+        eprintln!("not applied");
+        return Ok(1);
+    }
+    let opts = Options {
+        offline: true,
+        ..options(&a.eval)
+    };
+    let verify = || -> Result<(), String> {
+        let ev = evidence::gather(&fs, &opts).map_err(|e| e.to_string())?;
+        match verdict::judge(&ev).outcome {
+            Outcome::Value(true, _) => Ok(()),
+            Outcome::Value(false, _) => {
+                Err("makeIPTablesUtilChains still evaluates to false".into())
+            }
+            Outcome::Refused(why) => Err(why),
         }
     };
-    print!("{out}");
-    Ok(report.exit_code())
+    let applied = txn::apply(
+        &fs,
+        &changes,
+        (&unit, daemon_reload),
+        &a.backup_dir,
+        &verify,
+    )?;
+    if json {
+        let out = serde_json::json!({
+            "applied": true,
+            "backup_id": applied.backup_id,
+            "backup_dir": applied.backup_dir,
+            "files": applied.files,
+            "compliant": true,
+            "restart": {"unit": unit, "daemon_reload": daemon_reload, "done": false, "command": restart},
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("\napplied: {}", applied.files.join(", "));
+        println!(
+            "backup:  {} (undo: kubelet-remediate rollback {})",
+            applied.backup_dir, applied.backup_id
+        );
+        println!("now run: {restart}");
+    }
+    Ok(0)
+}
+
+pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
+    let fs = node_fs(&a.node)?;
+    let _lock = txn::lock(&fs, lock_timeout())?;
+    let sets = txn::list(&fs, &a.backup_dir)?;
+    if a.list {
+        if a.output == Output::Json {
+            println!("{}", serde_json::to_string_pretty(&sets)?);
+        } else if sets.is_empty() {
+            println!("no backups in {}", a.backup_dir);
+        } else {
+            for m in &sets {
+                let files: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+                println!(
+                    "{}  {}  {:<11}  {}",
+                    m.id,
+                    m.time,
+                    m.state,
+                    files.join(", ")
+                );
+            }
+        }
+        return Ok(0);
+    }
+    let id = match (&a.id, a.last) {
+        (Some(id), _) => id.clone(),
+        (None, true) => match sets.last() {
+            Some(m) => m.id.clone(),
+            None => bail!("no backups in {}: nothing to roll back", a.backup_dir),
+        },
+        (None, false) => bail!("name a backup set, or pass --last or --list"),
+    };
+    let Some(m) = sets.iter().find(|m| m.id == id) else {
+        bail!(
+            "{}/{id}: no such backup set (see rollback --list)",
+            a.backup_dir
+        );
+    };
+    if a.output == Output::Text {
+        println!("backup {} from {} ({}):", m.id, m.time, m.state);
+        for f in &m.files {
+            println!("  restore {}", f.path);
+        }
+    }
+    if !confirm(a.yes, "Restore these files?")? {
+        eprintln!("not restored");
+        return Ok(1);
+    }
+    let r = txn::rollback(&fs, &a.backup_dir, &id, a.force)?;
+    if a.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for p in &r.restored {
+            println!("restored: {p}");
+        }
+        for p in &r.unchanged {
+            println!("already original: {p}");
+        }
+        if !r.restored.is_empty() {
+            println!("now run: {}", restart_command(&r.unit, r.daemon_reload));
+        }
+    }
+    Ok(0)
 }

@@ -10,6 +10,8 @@ pub mod plan;
 pub mod platform;
 pub mod report;
 pub mod root;
+pub mod saved;
 pub mod systemd;
 pub mod text;
+pub mod txn;
 pub mod verdict;

@@ -60,6 +60,9 @@ pub struct Change {
     pub after: String,
     /// Which findings this change fixes, and how.
     pub fixes: Vec<String>,
+    /// The span replacements that turn `before` into `after` (start, end, replacement).
+    #[serde(skip)]
+    pub edits: Vec<(usize, usize, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -163,6 +166,11 @@ pub fn plan(
                             .filter(|(id, _)| *id == file)
                             .map(|(_, s)| s.clone())
                             .collect(),
+                        edits: edits
+                            .iter()
+                            .filter(|e| e.file == file)
+                            .map(|e| (e.start, e.end, e.replacement.clone()))
+                            .collect(),
                     });
                 }
                 if round == 1 {
@@ -193,18 +201,14 @@ fn prove(
     }
     let mut texts = BTreeMap::new();
     let mut overlay = HashMap::new();
-    for (file, mut es) in by_file {
-        es.sort_by_key(|e| std::cmp::Reverse(e.start));
+    for (file, es) in by_file {
         let sf = ev.files.get(file);
-        let mut t = sf.text.clone();
-        let mut floor = usize::MAX;
-        for e in es {
-            if e.end > floor {
-                return Err(format!("overlapping edits in {}", sf.path));
-            }
-            t.replace_range(e.start..e.end, &e.replacement);
-            floor = e.start;
-        }
+        let spans: Vec<(usize, usize, String)> = es
+            .iter()
+            .map(|e| (e.start, e.end, e.replacement.clone()))
+            .collect();
+        let t = apply_edits(&sf.text, &spans)
+            .ok_or_else(|| format!("overlapping edits in {}", sf.path))?;
         overlay.insert(sf.resolved.clone(), t.clone());
         texts.insert(file, t);
     }
@@ -313,6 +317,26 @@ fn remove_arg(ev: &Evidence, a: &Arg) -> Option<Edit> {
         }
     }
     Some(replace(sp, ""))
+}
+
+/// Apply span replacements to a text; `None` if spans overlap or fall outside it.
+pub fn apply_edits(text: &str, edits: &[(usize, usize, String)]) -> Option<String> {
+    let mut es: Vec<&(usize, usize, String)> = edits.iter().collect();
+    es.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let mut t = text.to_string();
+    let mut floor = usize::MAX;
+    for (start, end, rep) in es {
+        if start > end
+            || *end > floor.min(t.len())
+            || !t.is_char_boundary(*start)
+            || !t.is_char_boundary(*end)
+        {
+            return None;
+        }
+        t.replace_range(*start..*end, rep);
+        floor = *start;
+    }
+    Some(t)
 }
 
 /// A unified diff with `a/` and `b/` prefixes, three lines of context.

@@ -1,0 +1,114 @@
+//! A plan saved by `plan --out FILE` and applied later by `apply --plan FILE`.
+//!
+//! It records every edit and the sha256 of each file it was computed from, so `apply` applies
+//! exactly what was reviewed and refuses, naming the file, if anything changed since.
+
+use crate::error::{Error, Result};
+use crate::plan::{self, Plan};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedEdit {
+    pub start: usize,
+    pub end: usize,
+    pub replacement: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedFile {
+    /// Resolved node path: the file that is written.
+    pub path: String,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    pub edits: Vec<SavedEdit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: u32,
+    pub tool_version: String,
+    pub unit: String,
+    pub daemon_reload: bool,
+    pub files: Vec<SavedFile>,
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl SavedPlan {
+    pub fn from_plan(unit: &str, p: &Plan) -> SavedPlan {
+        SavedPlan {
+            format: FORMAT,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            unit: unit.into(),
+            daemon_reload: p.daemon_reload,
+            files: p
+                .changes
+                .iter()
+                .map(|c| SavedFile {
+                    path: c.path.clone(),
+                    sha256_before: sha256_hex(c.before.as_bytes()),
+                    sha256_after: sha256_hex(c.after.as_bytes()),
+                    edits: c
+                        .edits
+                        .iter()
+                        .map(|(start, end, replacement)| SavedEdit {
+                            start: *start,
+                            end: *end,
+                            replacement: replacement.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn parse(path: &str, text: &str) -> Result<SavedPlan> {
+        let p: SavedPlan = serde_json::from_str(text).map_err(|e| {
+            Error::parse(path, e.line(), e.column(), format!("not a saved plan: {e}"))
+        })?;
+        if p.format != FORMAT {
+            return Err(Error::parse(
+                path,
+                1,
+                1,
+                format!("saved plan format {} is not {FORMAT}", p.format),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The new content of one file, from its current content; refuses if the file changed
+    /// since the plan was made.
+    pub fn after(&self, f: &SavedFile, current: &str) -> Result<String> {
+        let now = sha256_hex(current.as_bytes());
+        if now != f.sha256_before {
+            return Err(Error::Unsupported(format!(
+                "{}: changed since the plan was made (sha256 {now}, the plan was computed from {}): make a new plan",
+                f.path, f.sha256_before
+            )));
+        }
+        let edits: Vec<(usize, usize, String)> = f
+            .edits
+            .iter()
+            .map(|e| (e.start, e.end, e.replacement.clone()))
+            .collect();
+        let after = plan::apply_edits(current, &edits).ok_or_else(|| {
+            Error::Unsupported(format!("{}: the saved edits do not fit the file", f.path))
+        })?;
+        if sha256_hex(after.as_bytes()) != f.sha256_after {
+            return Err(Error::Unsupported(format!(
+                "{}: the saved edits do not produce the planned content",
+                f.path
+            )));
+        }
+        Ok(after)
+    }
+}
