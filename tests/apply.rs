@@ -170,17 +170,20 @@ fn refusals_change_nothing() {
     }
 }
 
-#[test]
-fn saved_plans_apply_exactly_and_refuse_when_stale() {
-    let t = node("kubeadm-deb");
-    let saved = t.path().join("../plan.json");
+/// `plan --out` beside the root; returns the saved plan's path.
+fn save_plan(root: &Path) -> PathBuf {
+    let saved = root.with_extension("plan.json");
     let o = run(
-        t.path(),
+        root,
         &["plan", "--offline", "--out", saved.to_str().unwrap()],
     );
-    assert_eq!(o.status.code(), Some(2));
-    let o = run(
-        t.path(),
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    saved
+}
+
+fn apply_saved(root: &Path, saved: &Path) -> Output {
+    run(
+        root,
         &[
             "apply",
             "--yes",
@@ -188,42 +191,30 @@ fn saved_plans_apply_exactly_and_refuse_when_stale() {
             "--plan",
             saved.to_str().unwrap(),
         ],
-    );
+    )
+}
+
+#[test]
+fn saved_plans_apply_exactly_and_refuse_when_stale() {
+    let t = node("kubeadm-deb");
+    let saved = save_plan(t.path());
+    let o = apply_saved(t.path(), &saved);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        !std::fs::read_to_string(t.path().join("etc/default/kubelet"))
-            .unwrap()
-            .contains("make-iptables")
-    );
+    let fixed = std::fs::read_to_string(t.path().join("etc/default/kubelet")).unwrap();
+    assert!(!fixed.contains("make-iptables"));
 
     let t = node("kubeadm-deb");
-    let saved = t.path().join("../plan2.json");
-    run(
-        t.path(),
-        &["plan", "--offline", "--out", saved.to_str().unwrap()],
-    );
+    let saved = save_plan(t.path());
     let f = t.path().join("etc/default/kubelet");
     let edited = std::fs::read_to_string(&f)
         .unwrap()
         .replace("10.0.1.23", "10.0.1.24");
     std::fs::write(&f, &edited).unwrap();
     let before = snapshot(t.path());
-    let o = run(
-        t.path(),
-        &[
-            "apply",
-            "--yes",
-            "--no-restart",
-            "--plan",
-            saved.to_str().unwrap(),
-        ],
-    );
+    let o = apply_saved(t.path(), &saved);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o).contains("/etc/default/kubelet: changed since the plan was made"),
-        "{}",
-        text(&o)
-    );
+    let says = "/etc/default/kubelet: changed since the plan was made";
+    assert!(text(&o).contains(says), "{}", text(&o));
     assert_eq!(before, snapshot(t.path()));
 }
 
