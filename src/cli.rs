@@ -2,9 +2,12 @@
 
 use crate::evidence::{self, Evidence, Options};
 use crate::plan::{self, Plan, Strategy};
+use crate::platform::Platform;
 use crate::report::Report;
+use crate::restart;
 use crate::root::NodeFs;
 use crate::saved::SavedPlan;
+use crate::systemd::dbus::Systemd;
 use crate::txn::{self, FileChange};
 use crate::verdict::{self, Outcome};
 use anyhow::{Context, bail};
@@ -100,9 +103,15 @@ pub struct ApplyArgs {
     /// Apply without asking.
     #[arg(long)]
     pub yes: bool,
-    /// Write the files only; restart the kubelet yourself (required until the restart step exists).
+    /// Write the files only; restart the kubelet yourself.
     #[arg(long)]
     pub no_restart: bool,
+    /// How long the restarted kubelet must stay active, with the same main PID, to count.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub settle: f64,
+    /// systemd's D-Bus address (default: the node's /run/systemd/private, then its system bus).
+    #[arg(long, value_name = "ADDR")]
+    pub dbus_address: Option<String>,
     /// Apply exactly this saved plan (refused if any of its files changed since).
     #[arg(long, value_name = "FILE", conflicts_with = "strategy")]
     pub plan: Option<PathBuf>,
@@ -134,6 +143,11 @@ pub struct RollbackArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
 }
+
+/// An error after files were written (and restored): `main` must not add "nothing was changed".
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AfterWrites(pub String);
 
 /// Run a parsed command line; the result is the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -237,6 +251,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     let (ev, report, p) = evaluate(&fs, &a.eval)?;
     let json = a.out.output == Output::Json;
     let unit = ev.service.layout.name.clone();
+    let check_process = !matches!(ev.platform, Platform::K3s | Platform::Rke2);
 
     if ev.platform.managed() && !report.compliant {
         if json {
@@ -304,7 +319,29 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
                 restart_command(&unit, false)
             );
         }
-        return Ok(if report.compliant { 0 } else { 2 });
+        if report.compliant || a.no_restart {
+            return Ok(if report.compliant { 0 } else { 2 });
+        }
+        let sd = connect(a)?;
+        if !confirm(a.yes, &format!("Restart {unit}?"))? {
+            eprintln!("not restarted");
+            return Ok(1);
+        }
+        let r = restart::restart_and_verify(
+            &sd,
+            &fs,
+            &unit,
+            false,
+            check_process,
+            restart_options(a),
+            &mut progress(a),
+        )
+        .map_err(|why| anyhow::anyhow!("{why}; see journalctl -u {unit}"))?;
+        println!(
+            "restarted {unit}: pid {} runs with makeIPTablesUtilChains true",
+            r.main_pid
+        );
+        return Ok(0);
     }
 
     if !json {
@@ -317,11 +354,12 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         }
     }
     let restart = restart_command(&unit, daemon_reload);
-    if !a.no_restart {
-        bail!(
-            "restarting the kubelet is not implemented yet: pass --no-restart to write the files, then run: {restart}"
-        );
-    }
+    // Reach systemd before writing anything: no connection, no change.
+    let sd = if a.no_restart {
+        None
+    } else {
+        Some(connect(a)?)
+    };
     if !confirm(a.yes, "Apply these changes?")? {
         eprintln!("not applied");
         return Ok(1);
@@ -340,6 +378,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
             Outcome::Refused(why) => Err(why),
         }
     };
+    let started = std::time::Instant::now();
     let applied = txn::apply(
         &fs,
         &changes,
@@ -347,6 +386,32 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         &a.backup_dir,
         &verify,
     )?;
+    let write_ms = started.elapsed().as_millis();
+    let mut restarted = None;
+    if let Some(sd) = &sd {
+        match restart::restart_and_verify(
+            sd,
+            &fs,
+            &unit,
+            daemon_reload,
+            check_process,
+            restart_options(a),
+            &mut progress(a),
+        ) {
+            Ok(r) => restarted = Some(r),
+            Err(why) => {
+                return Err(roll_back_after_failed_restart(
+                    &fs,
+                    sd,
+                    a,
+                    &unit,
+                    daemon_reload,
+                    &applied,
+                    &why,
+                ));
+            }
+        }
+    }
     if json {
         let out = serde_json::json!({
             "applied": true,
@@ -354,7 +419,9 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
             "backup_dir": applied.backup_dir,
             "files": applied.files,
             "compliant": true,
-            "restart": {"unit": unit, "daemon_reload": daemon_reload, "done": false, "command": restart},
+            "write_ms": write_ms,
+            "restart": {"unit": unit, "daemon_reload": daemon_reload, "done": restarted.is_some(),
+                        "command": restart, "result": restarted},
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -363,9 +430,103 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
             "backup:  {} (undo: kubelet-remediate rollback {})",
             applied.backup_dir, applied.backup_id
         );
-        println!("now run: {restart}");
+        match &restarted {
+            Some(r) => println!(
+                "restarted {unit}{}: pid {} runs with makeIPTablesUtilChains true",
+                if r.reloaded {
+                    " after daemon-reload"
+                } else {
+                    ""
+                },
+                r.main_pid
+            ),
+            None => println!("now run: {restart}"),
+        }
     }
     Ok(0)
+}
+
+fn connect(a: &ApplyArgs) -> anyhow::Result<Systemd> {
+    Ok(Systemd::connect(&restart::candidates(
+        &a.node.root,
+        a.dbus_address.as_deref(),
+    ))?)
+}
+
+fn restart_options(a: &ApplyArgs) -> restart::Options {
+    restart::Options {
+        settle: Duration::from_secs_f64(a.settle.max(0.0)),
+        job_timeout: Duration::from_secs(120),
+    }
+}
+
+/// A progress line on a terminal while the unit settles.
+fn progress(a: &ApplyArgs) -> impl FnMut(Duration) + '_ {
+    let tty = std::io::stderr().is_terminal() && a.out.output == Output::Text;
+    move |spent: Duration| {
+        if tty {
+            eprint!(
+                "\rwatching the kubelet settle: {:.1} / {:.0} s ",
+                spent.as_secs_f64(),
+                a.settle
+            );
+        }
+    }
+}
+
+/// The restart failed or the new kubelet is not compliant: put every file back, reload if
+/// units changed, restart the old configuration and wait for it, then report.
+fn roll_back_after_failed_restart(
+    fs: &NodeFs,
+    sd: &Systemd,
+    a: &ApplyArgs,
+    unit: &str,
+    daemon_reload: bool,
+    applied: &txn::Applied,
+    why: &str,
+) -> anyhow::Error {
+    let restored = match txn::rollback(fs, &a.backup_dir, &applied.backup_id, false) {
+        Ok(r) => r,
+        Err(e) => {
+            return anyhow::Error::new(AfterWrites(format!(
+                "{why}; restoring the backups failed too ({e}): run kubelet-remediate rollback {} and see journalctl -u {unit}",
+                applied.backup_id
+            )));
+        }
+    };
+    let back = (|| -> Result<u32, String> {
+        if daemon_reload {
+            sd.reload().map_err(|e| e.0)?;
+        }
+        let result = sd
+            .restart(unit, Duration::from_secs(120))
+            .map_err(|e| e.0)?;
+        if result != "done" {
+            return Err(format!(
+                "restarting the old configuration ended with \"{result}\""
+            ));
+        }
+        let s = sd
+            .settle(
+                unit,
+                Duration::from_secs_f64(a.settle.max(0.0)),
+                &mut |_| {},
+            )
+            .map_err(|e| e.0)?;
+        Ok(s.main_pid)
+    })();
+    match back {
+        Ok(pid) => anyhow::Error::new(AfterWrites(format!(
+            "{why}; rolled back {} (backup {}); {unit} is active again with its old settings (pid {pid}); see journalctl -u {unit}",
+            restored.restored.join(", "),
+            applied.backup_id
+        ))),
+        Err(e) => anyhow::Error::new(AfterWrites(format!(
+            "{why}; rolled back {} (backup {}), but {unit} did not come back: {e}; see journalctl -u {unit}",
+            restored.restored.join(", "),
+            applied.backup_id
+        ))),
+    }
 }
 
 pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {

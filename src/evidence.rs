@@ -205,41 +205,56 @@ fn find_running(fs: &NodeFs, files: &mut Files) -> Result<Option<Running>> {
         .collect();
     pids.sort_unstable();
     for pid in pids {
-        let Ok(Some((_, raw))) = fs.read(&format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let argv: Vec<String> = raw
-            .trim_end_matches('\0')
-            .split('\0')
-            .map(str::to_string)
-            .collect();
-        let Some(first) = argv.first() else { continue };
-        if first.rsplit('/').next() != Some("kubelet") {
-            continue;
+        if let Some(r) = running_at(fs, files, pid, true)? {
+            return Ok(Some(r));
         }
-        let cmdline = flags::parse(&argv);
-        let cwd = fs
-            .read_link(&format!("/proc/{pid}/cwd"))?
-            .unwrap_or_else(|| "/".into());
-        let configs = load_configs(fs, files, &cmdline, &cwd)?;
-        let mut changed_since_start = Vec::new();
-        if let Some(started) = start_time(fs, pid) {
-            for src in configs.config.iter().chain(&configs.dropins) {
-                let f = files.get(src.doc.file);
-                if fs.mtime(&f.resolved).is_some_and(|m| m > started) {
-                    changed_since_start.push(src.named.clone());
-                }
-            }
-        }
-        return Ok(Some(Running {
-            pid,
-            argv,
-            cmdline,
-            configs,
-            changed_since_start,
-        }));
     }
     Ok(None)
+}
+
+/// The process `pid` inside the root (its argv, and the configs it names, read now). With
+/// `kubelet_only`, `None` unless argv[0] is a kubelet.
+pub fn running_at(
+    fs: &NodeFs,
+    files: &mut Files,
+    pid: u32,
+    kubelet_only: bool,
+) -> Result<Option<Running>> {
+    let Ok(Some((_, raw))) = fs.read(&format!("/proc/{pid}/cmdline")) else {
+        return Ok(None);
+    };
+    let argv: Vec<String> = raw
+        .trim_end_matches('\0')
+        .split('\0')
+        .map(str::to_string)
+        .collect();
+    let Some(first) = argv.first() else {
+        return Ok(None);
+    };
+    if kubelet_only && first.rsplit('/').next() != Some("kubelet") {
+        return Ok(None);
+    }
+    let cmdline = flags::parse(&argv);
+    let cwd = fs
+        .read_link(&format!("/proc/{pid}/cwd"))?
+        .unwrap_or_else(|| "/".into());
+    let configs = load_configs(fs, files, &cmdline, &cwd)?;
+    let mut changed_since_start = Vec::new();
+    if let Some(started) = start_time(fs, pid) {
+        for src in configs.config.iter().chain(&configs.dropins) {
+            let f = files.get(src.doc.file);
+            if fs.mtime(&f.resolved).is_some_and(|m| m > started) {
+                changed_since_start.push(src.named.clone());
+            }
+        }
+    }
+    Ok(Some(Running {
+        pid,
+        argv,
+        cmdline,
+        configs,
+        changed_since_start,
+    }))
 }
 
 /// When a process started: boot time (`btime` of /proc/stat) plus its start time in clock

@@ -9,6 +9,7 @@ pub mod k3s;
 pub mod plan;
 pub mod platform;
 pub mod report;
+pub mod restart;
 pub mod root;
 pub mod saved;
 pub mod systemd;

@@ -8,7 +8,9 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("kubelet-remediate: error: {e:#}");
-            eprintln!("nothing was changed");
+            if e.downcast_ref::<cli::AfterWrites>().is_none() {
+                eprintln!("nothing was changed");
+            }
             1
         }
     };

@@ -221,12 +221,23 @@ impl NodeFs {
             Err(e) => return Err(Error::io(path, e)),
         };
         let mut out = Vec::new();
+        // An entry can vanish between readdir and the look at it (a process leaving /proc):
+        // it is simply not there any more.
+        let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
         for ent in iter {
             let ent = ent.map_err(|e| Error::io(path, e))?;
             let name = ent.file_name().to_string_lossy().into_owned();
-            let ft = ent.file_type().map_err(|e| Error::io(path, e))?;
+            let ft = match ent.file_type() {
+                Ok(ft) => ft,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(Error::io(path, e)),
+            };
             let kind = if ft.is_symlink() {
-                let t = fs::read_link(ent.path()).map_err(|e| Error::io(path, e))?;
+                let t = match fs::read_link(ent.path()) {
+                    Ok(t) => t,
+                    Err(e) if gone(&e) => continue,
+                    Err(e) => return Err(Error::io(path, e)),
+                };
                 EntryKind::Symlink(t.to_string_lossy().into_owned())
             } else if ft.is_dir() {
                 EntryKind::Dir

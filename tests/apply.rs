@@ -139,7 +139,7 @@ fn refusals_change_nothing() {
             "kubeadm-deb",
             vec!["apply", "--yes"],
             1,
-            "pass --no-restart",
+            "cannot reach systemd over D-Bus",
         ),
         (
             "openshift",

@@ -1,5 +1,6 @@
 //! How systemd turns a unit, its drop-ins and environment files into the kubelet's argv.
 
+pub mod dbus;
 pub mod envfile;
 pub mod exec;
 pub mod lookup;

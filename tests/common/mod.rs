@@ -76,3 +76,5 @@ pub fn carries_setting(line: &str) -> bool {
     line.replace('_', "-").contains("make-iptables-util-chains")
         || line.contains("makeIPTablesUtilChains")
 }
+
+pub mod sandbox;

@@ -1,0 +1,93 @@
+//! After the writes: daemon-reload if needed, restart the unit, watch it settle, and read the
+//! new kubelet process back to prove it runs with makeIPTablesUtilChains true.
+
+use crate::evidence;
+use crate::root::NodeFs;
+use crate::systemd::dbus::{Systemd, UnitState};
+use crate::text::Files;
+use crate::verdict::{self, Outcome};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Where to reach the node's systemd: `--dbus-address`, else its private socket (peer-to-peer)
+/// and then its system bus, both inside the root.
+pub fn candidates(root: &Path, address: Option<&str>) -> Vec<(String, bool)> {
+    if let Some(a) = address {
+        return vec![(a.to_string(), false)];
+    }
+    let at = |p: &str| format!("unix:path={}", root.join(p).display());
+    vec![
+        (at("run/systemd/private"), true),
+        (at("run/dbus/system_bus_socket"), false),
+    ]
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub settle: Duration,
+    pub job_timeout: Duration,
+}
+
+/// What the restart did, with timings (milliseconds).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Restarted {
+    pub reloaded: bool,
+    pub main_pid: u32,
+    pub reload_ms: u128,
+    pub restart_ms: u128,
+    pub settle_ms: u128,
+    pub verify_ms: u128,
+}
+
+/// Reload (when a unit file changed, or systemd says so), restart, settle, verify.
+pub fn restart_and_verify(
+    sd: &Systemd,
+    fs: &NodeFs,
+    unit: &str,
+    units_changed: bool,
+    check_process: bool,
+    opts: Options,
+    tick: &mut dyn FnMut(Duration),
+) -> Result<Restarted, String> {
+    let mut r = Restarted::default();
+    let t = Instant::now();
+    let need = units_changed || sd.state(unit).map_err(|e| e.0)?.need_daemon_reload;
+    if need {
+        sd.reload().map_err(|e| e.0)?;
+        r.reloaded = true;
+    }
+    r.reload_ms = t.elapsed().as_millis();
+    let t = Instant::now();
+    let result = sd.restart(unit, opts.job_timeout).map_err(|e| e.0)?;
+    r.restart_ms = t.elapsed().as_millis();
+    if result != "done" {
+        return Err(format!("the restart job of {unit} ended with \"{result}\""));
+    }
+    let t = Instant::now();
+    let state: UnitState = sd.settle(unit, opts.settle, tick).map_err(|e| e.0)?;
+    r.settle_ms = t.elapsed().as_millis();
+    r.main_pid = state.main_pid;
+    // k3s and RKE2 run the kubelet inside their own process: its argv says nothing about the
+    // kubelet's flags, so there the files (checked before the restart) are the evidence.
+    if check_process {
+        let t = Instant::now();
+        verify_process(fs, state.main_pid)?;
+        r.verify_ms = t.elapsed().as_millis();
+    }
+    Ok(r)
+}
+
+/// The effective value of the process `pid`, from its own command line and the files it names.
+pub fn verify_process(fs: &NodeFs, pid: u32) -> Result<(), String> {
+    let mut files = Files::default();
+    let running = evidence::running_at(fs, &mut files, pid, false)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the new main process {pid} is gone"))?;
+    match verdict::effective(&running.cmdline, &running.configs) {
+        Outcome::Value(true, _) => Ok(()),
+        Outcome::Value(false, _) => Err(format!(
+            "the new kubelet (pid {pid}) still runs with makeIPTablesUtilChains false"
+        )),
+        Outcome::Refused(why) => Err(format!("the new kubelet (pid {pid}): {why}")),
+    }
+}

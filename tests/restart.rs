@@ -1,0 +1,211 @@
+//! The whole job against a real systemd: plan, write, reload, restart over D-Bus, settle, verify,
+//! and roll back by itself when the kubelet does not come back compliant. Each test boots its
+//! own throwaway systemd + dbus-daemon (tests/common/sandbox.rs) with a stand-in kubelet.
+
+mod common;
+use common::sandbox::{Sandbox, unavailable};
+use common::*;
+use std::process::{Command, Output, Stdio};
+
+fn skip() -> bool {
+    match unavailable() {
+        Some(why) if std::env::var_os("CI").is_none() => {
+            println!("skipped: {why}");
+            true
+        }
+        Some(why) => panic!("CI must run the sandboxed systemd tests: {why}"),
+        None => false,
+    }
+}
+
+fn apply(sb: &Sandbox, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args([
+            "apply", "--yes", "--settle", "1", "--output", "json", "--root",
+        ])
+        .arg(&sb.root)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+fn kubeadm(case: &str, dropin: &str) -> Sandbox {
+    Sandbox::boot(
+        &repo().join("testdata/nodes").join(case),
+        "kubelet.service",
+        "/usr/bin/kubelet",
+        dropin,
+        &[],
+    )
+}
+
+#[test]
+fn kubeadm_env_file_false_needs_a_restart_only() {
+    if skip() {
+        return;
+    }
+    let sb = kubeadm("kubeadm-deb", "");
+    assert_eq!(
+        sb.live_value(),
+        Some(false),
+        "the stand-in starts with the flag"
+    );
+    let pid_before = sb.systemd().state("kubelet.service").unwrap().main_pid;
+    let o = apply(&sb, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(j["restart"]["done"], true);
+    assert_eq!(
+        j["restart"]["result"]["reloaded"], false,
+        "an env file change needs no daemon-reload"
+    );
+    assert_eq!(
+        sb.live_value(),
+        Some(true),
+        "the restarted stand-in reports true"
+    );
+    let st = sb.systemd().state("kubelet.service").unwrap();
+    assert_eq!(st.active_state, "active");
+    assert_ne!(st.main_pid, pid_before);
+    assert!(!sb.file("/etc/default/kubelet").contains("make-iptables"));
+}
+
+#[test]
+fn eks_al2_dropin_false_needs_reload_and_restart() {
+    if skip() {
+        return;
+    }
+    let dummy = "[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n";
+    let slice = "[Unit]\nDefaultDependencies=no\n";
+    let sb = Sandbox::boot(
+        &repo().join("testdata/nodes/eks-al2"),
+        "kubelet.service",
+        "/usr/bin/kubelet",
+        // The node's ExecStartPre runs iptables, which the sandbox has no business touching.
+        "[Service]\nExecStartPre=\n",
+        &[
+            ("/etc/systemd/system/containerd.service", dummy),
+            ("/etc/systemd/system/sandbox-image.service", dummy),
+            ("/etc/systemd/system/runtime.slice", slice),
+        ],
+    );
+    assert_eq!(sb.live_value(), Some(false));
+    let o = apply(&sb, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(
+        j["restart"]["result"]["reloaded"], true,
+        "a drop-in changed: daemon-reload first"
+    );
+    assert_eq!(sb.live_value(), Some(true));
+    assert!(
+        !sb.systemd()
+            .state("kubelet.service")
+            .unwrap()
+            .need_daemon_reload
+    );
+}
+
+#[test]
+fn config_file_false_and_false_in_two_places() {
+    if skip() {
+        return;
+    }
+    for case in ["kubeadm-rpm", "false-in-two-places"] {
+        let sb = kubeadm(case, "");
+        assert_eq!(sb.live_value(), Some(false), "{case}");
+        let o = apply(&sb, &[]);
+        assert_eq!(o.status.code(), Some(0), "{case}: {}", text(&o));
+        assert_eq!(sb.live_value(), Some(true), "{case}");
+        assert!(
+            sb.file("/var/lib/kubelet/config.yaml")
+                .contains("makeIPTablesUtilChains: true"),
+            "{case}"
+        );
+    }
+}
+
+/// The kubelet cannot start once the change is in place: the tool restores the files, restarts
+/// the old configuration, sees it active again, and exits 1 pointing at the journal.
+#[test]
+fn a_kubelet_that_fails_after_the_change_is_rolled_back() {
+    if skip() {
+        return;
+    }
+    // This node's kubelet refuses to start without the flag (a stand-in for any start failure).
+    let sb = kubeadm(
+        "kubeadm-deb",
+        "[Service]\nExecStartPre=/bin/grep -q make-iptables-util-chains=false /etc/default/kubelet\nRestart=no\n",
+    );
+    let original = sb.file("/etc/default/kubelet");
+    let o = apply(&sb, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("rolled back /etc/default/kubelet"), "{out}");
+    assert!(
+        out.contains("is active again with its old settings"),
+        "{out}"
+    );
+    assert!(out.contains("journalctl -u kubelet.service"), "{out}");
+    assert!(
+        !out.contains("nothing was changed"),
+        "files were written and restored: {out}"
+    );
+    assert_eq!(
+        sb.file("/etc/default/kubelet"),
+        original,
+        "restored byte for byte"
+    );
+    let st = sb.systemd().state("kubelet.service").unwrap();
+    assert_eq!(st.active_state, "active");
+    assert_eq!(
+        sb.live_value(),
+        Some(false),
+        "running with its old arguments"
+    );
+}
+
+#[test]
+fn no_reachable_bus_changes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
+    let before = std::fs::read(t.path().join("etc/default/kubelet")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["apply", "--yes", "--root"])
+        .arg(t.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(out.contains("cannot reach systemd over D-Bus"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "unix:path={}/run/systemd/private",
+            t.path().display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("run/dbus/system_bus_socket"), "{out}");
+    assert_eq!(
+        std::fs::read(t.path().join("etc/default/kubelet")).unwrap(),
+        before
+    );
+    assert!(
+        !t.path().join("var/lib/kubelet-remediate").exists(),
+        "no backup either"
+    );
+}
