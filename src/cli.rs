@@ -1,5 +1,6 @@
 //! The command line: parse, run the pipeline, print, and choose the exit status.
 
+use crate::configz;
 use crate::evidence::{self, Evidence, Options};
 use crate::plan::{self, Plan, Strategy};
 use crate::platform::Platform;
@@ -35,6 +36,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Restore the files of one apply from its backups.
     Rollback(RollbackArgs),
+    /// Check the running kubelet (and, with --configz, its own merged configuration).
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,6 +147,24 @@ pub struct RollbackArgs {
     pub output: Output,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The kubelet's systemd unit (default: kubelet.service, else a k3s/rke2 unit).
+    #[arg(long, value_name = "NAME")]
+    pub unit: Option<String>,
+    /// systemd's D-Bus address, for the kubelet's MainPID (default: the node's private socket,
+    /// then its system bus; without systemd, a /proc scan).
+    #[arg(long, value_name = "ADDR")]
+    pub dbus_address: Option<String>,
+    /// The kubelet's configz endpoint, e.g. http://127.0.0.1:8001/api/v1/nodes/NAME/proxy/configz
+    #[arg(long, value_name = "URL")]
+    pub configz: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
 /// An error after files were written (and restored): `main` must not add "nothing was changed".
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -155,6 +176,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(a) => run_plan(&a),
         Command::Apply(a) => run_apply(&a),
         Command::Rollback(a) => run_rollback(&a),
+        Command::Verify(a) => run_verify(&a),
     }
 }
 
@@ -591,4 +613,121 @@ pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// One source `verify` consulted, and what it said.
+#[derive(Debug, serde::Serialize)]
+struct Check {
+    source: String,
+    value: Option<bool>,
+    detail: String,
+}
+
+pub fn run_verify(a: &VerifyArgs) -> anyhow::Result<i32> {
+    let fs = node_fs(&a.node)?;
+    let opts = Options {
+        unit: a.unit.clone(),
+        offline: false,
+    };
+    let ev = evidence::gather(&fs, &opts)?;
+    let unit = ev.service.layout.name.clone();
+    let mut checks = Vec::new();
+    if matches!(ev.platform, Platform::K3s | Platform::Rke2) {
+        // The kubelet runs inside k3s/rke2: its flags are not on any command line.
+        let ok = verdict::judge(&ev).compliant();
+        checks.push(Check {
+            source: format!(
+                "{} files (the kubelet runs inside {unit})",
+                ev.platform.name()
+            ),
+            value: Some(ok),
+            detail: "kubelet-arg entries and kubelet.conf.d drop-ins as they are now".into(),
+        });
+    } else {
+        // The unit's main process if systemd answers, else the /proc scan.
+        let from_systemd = Systemd::connect(&restart::candidates(
+            &a.node.root,
+            a.dbus_address.as_deref(),
+        ))
+        .ok()
+        .and_then(|sd| sd.state(&unit).ok())
+        .map(|s| s.main_pid)
+        .filter(|p| *p != 0);
+        let pid = from_systemd.or(ev.running.as_ref().map(|r| r.pid));
+        match pid {
+            Some(pid) => {
+                let source = format!("the running kubelet (pid {pid})");
+                let (value, detail) = match restart::process_value(&fs, pid) {
+                    Ok(v) => (
+                        Some(v),
+                        "its command line and the files it names".to_string(),
+                    ),
+                    Err(why) => (None, why),
+                };
+                checks.push(Check {
+                    source,
+                    value,
+                    detail,
+                });
+            }
+            None if a.configz.is_none() => {
+                bail!(
+                    "no running kubelet found ({unit} has no main process, and /proc has no kubelet): start it, or pass --configz"
+                )
+            }
+            None => {}
+        }
+    }
+    if let Some(url) = &a.configz {
+        let source = format!("configz {url}");
+        let got = configz::fetch(url, Duration::from_secs(10)).and_then(|body| {
+            let doc: serde_json::Value =
+                serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
+            configz::value_from_document(&doc)
+        });
+        checks.push(match got {
+            Ok((v, present)) => Check {
+                source,
+                value: Some(v),
+                detail: if present {
+                    "the kubelet's merged configuration".into()
+                } else {
+                    "absent from configz: the default, true".into()
+                },
+            },
+            Err(why) => Check {
+                source,
+                value: None,
+                detail: why,
+            },
+        });
+    }
+    let failed = checks.iter().any(|c| c.value.is_none());
+    let compliant = !failed && checks.iter().all(|c| c.value == Some(true));
+    let code = if failed {
+        1
+    } else if compliant {
+        0
+    } else {
+        2
+    };
+    if a.output == Output::Json {
+        let out =
+            serde_json::json!({"compliant": compliant && !failed, "unit": unit, "checks": checks});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for c in &checks {
+            let v = c.value.map_or("error".to_string(), |b| b.to_string());
+            println!("{}: makeIPTablesUtilChains {v} ({})", c.source, c.detail);
+        }
+        println!(
+            "{}",
+            match code {
+                0 => "verified: makeIPTablesUtilChains is true",
+                2 => "NOT COMPLIANT: makeIPTablesUtilChains is false",
+                _ => "could not verify",
+            }
+        );
+    }
+    Ok(code)
 }

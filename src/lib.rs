@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod configz;
 pub mod error;
 pub mod evidence;
 pub mod flags;

@@ -78,16 +78,23 @@ pub fn restart_and_verify(
 }
 
 /// The effective value of the process `pid`, from its own command line and the files it names.
-pub fn verify_process(fs: &NodeFs, pid: u32) -> Result<(), String> {
+pub fn process_value(fs: &NodeFs, pid: u32) -> Result<bool, String> {
     let mut files = Files::default();
     let running = evidence::running_at(fs, &mut files, pid, false)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the new main process {pid} is gone"))?;
+        .ok_or_else(|| format!("the main process {pid} is gone"))?;
     match verdict::effective(&running.cmdline, &running.configs) {
-        Outcome::Value(true, _) => Ok(()),
-        Outcome::Value(false, _) => Err(format!(
+        Outcome::Value(v, _) => Ok(v),
+        Outcome::Refused(why) => Err(format!("the kubelet (pid {pid}): {why}")),
+    }
+}
+
+/// The restarted kubelet must run with true.
+pub fn verify_process(fs: &NodeFs, pid: u32) -> Result<(), String> {
+    match process_value(fs, pid)? {
+        true => Ok(()),
+        false => Err(format!(
             "the new kubelet (pid {pid}) still runs with makeIPTablesUtilChains false"
         )),
-        Outcome::Refused(why) => Err(format!("the new kubelet (pid {pid}): {why}")),
     }
 }

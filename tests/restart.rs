@@ -63,13 +63,21 @@ fn kubeadm_env_file_false_needs_a_restart_only() {
         Some(false),
         "the stand-in starts with the flag"
     );
+    assert_eq!(
+        verify(&sb).status.code(),
+        Some(2),
+        "verify sees the live false"
+    );
     let pid_before = sb.systemd().state("kubelet.service").unwrap().main_pid;
+    let t = std::time::Instant::now();
     let o = apply(&sb, &[]);
+    let total = t.elapsed();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = json(&o);
     assert_eq!(j["restart"]["done"], true);
+    let r = &j["restart"]["result"];
     assert_eq!(
-        j["restart"]["result"]["reloaded"], false,
+        r["reloaded"], false,
         "an env file change needs no daemon-reload"
     );
     assert_eq!(
@@ -81,6 +89,29 @@ fn kubeadm_env_file_false_needs_a_restart_only() {
     assert_eq!(st.active_state, "active");
     assert_ne!(st.main_pid, pid_before);
     assert!(!sb.file("/etc/default/kubelet").contains("make-iptables"));
+    let v = verify(&sb);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    // Figures for docs/benchmarks.md (printed, never asserted).
+    let ms = |k: &str| r[k].as_u64().unwrap_or(0);
+    let systemd = ms("reload_ms") + ms("restart_ms");
+    println!(
+        "figures: apply to verified {} ms = systemd reload+restart {} ms + settle window {} ms + tool's own work {} ms (writes {} ms, read-back {} ms)",
+        total.as_millis(),
+        systemd,
+        ms("settle_ms"),
+        (total.as_millis() as u64).saturating_sub(systemd + ms("settle_ms")),
+        j["write_ms"],
+        ms("verify_ms")
+    );
+}
+
+fn verify(sb: &Sandbox) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["verify", "--root"])
+        .arg(&sb.root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 #[test]
