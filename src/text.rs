@@ -71,8 +71,10 @@ pub struct Files {
 }
 
 impl Files {
+    /// Register a file read from the node. One file reached under two names (a symlink and its
+    /// target) is one entry, so edits to it can never be planned twice.
     pub fn add(&mut self, file: SourceFile) -> FileId {
-        if let Some(id) = self.files.iter().position(|f| f.path == file.path) {
+        if let Some(id) = self.files.iter().position(|f| f.resolved == file.resolved) {
             return id;
         }
         self.files.push(file);
@@ -81,10 +83,6 @@ impl Files {
 
     pub fn get(&self, id: FileId) -> &SourceFile {
         &self.files[id]
-    }
-
-    pub fn find(&self, path: &str) -> Option<FileId> {
-        self.files.iter().position(|f| f.path == path)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {

@@ -156,3 +156,36 @@ fn crlf_line_endings_survive() {
         &crlf.replace(" --make-iptables-util-chains=false", "")
     );
 }
+
+/// One file reached under two names (a `--config-dir` drop-in symlinked to the `--config` file)
+/// is planned once: one change, one edit.
+#[test]
+fn a_file_reached_under_two_names_is_edited_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(
+        &repo().join("testdata/nodes/config-dir-override"),
+        tmp.path(),
+    );
+    let cfg = tmp.path().join("var/lib/kubelet/config.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "makeIPTablesUtilChains: true",
+        "makeIPTablesUtilChains: false",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let d = tmp.path().join("etc/kubernetes/kubelet.conf.d");
+    std::fs::remove_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&d).unwrap();
+    std::os::unix::fs::symlink("/var/lib/kubelet/config.yaml", d.join("50-same.conf")).unwrap();
+    let p = plan_root(tmp.path(), None).unwrap();
+    assert!(!p.verdict.compliant());
+    assert_eq!(
+        p.plan.changes.len(),
+        1,
+        "{:?}",
+        p.plan.changes.iter().map(|c| &c.path).collect::<Vec<_>>()
+    );
+    assert_eq!(p.plan.changes[0].path, "/var/lib/kubelet/config.yaml");
+    assert_eq!(p.plan.changes[0].edits.len(), 1);
+    write_plan(tmp.path(), &p.plan);
+    assert!(plan_root(tmp.path(), None).unwrap().verdict.compliant());
+}
