@@ -154,6 +154,12 @@ fn main() {
         .unwrap_or_else(|e| refuse(format!("/run/stand-in-kubelet: {e}")));
     std::fs::write("/run/stand-in-kubelet/configz.json", out.to_string() + "\n")
         .unwrap_or_else(|e| refuse(format!("/run/stand-in-kubelet/configz.json: {e}")));
+    // Test knob: a kubelet that starts with the new settings and then dies (the settle window
+    // must notice it and the tool roll back).
+    if value && std::env::var_os("STAND_IN_CRASH_WHEN_TRUE").is_some() {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        refuse("crashing after start, as asked by STAND_IN_CRASH_WHEN_TRUE".into());
+    }
     loop {
         std::thread::park();
     }

@@ -209,6 +209,38 @@ fn a_kubelet_that_fails_after_the_change_is_rolled_back() {
     );
 }
 
+/// The new kubelet starts but does not stay up: the settle window sees it, and the tool rolls
+/// back and brings the old configuration up again.
+#[test]
+fn a_kubelet_that_dies_after_starting_is_rolled_back() {
+    if skip() {
+        return;
+    }
+    let sb = kubeadm(
+        "kubeadm-deb",
+        "[Service]\nEnvironment=STAND_IN_CRASH_WHEN_TRUE=1\nRestart=always\nRestartSec=100ms\n",
+    );
+    let original = sb.file("/etc/default/kubelet");
+    let o = apply(&sb, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("restarted by itself during the settle window")
+            || out.contains("after the restart"),
+        "{out}"
+    );
+    assert!(
+        out.contains("is active again with its old settings"),
+        "{out}"
+    );
+    assert_eq!(sb.file("/etc/default/kubelet"), original);
+    assert_eq!(sb.live_value(), Some(false));
+    assert_eq!(
+        sb.systemd().state("kubelet.service").unwrap().active_state,
+        "active"
+    );
+}
+
 #[test]
 fn no_reachable_bus_changes_nothing() {
     let t = tempfile::tempdir().unwrap();

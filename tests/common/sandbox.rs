@@ -56,9 +56,20 @@ const BASE_UNITS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The stand-in kubelet binary. `cargo test` builds examples; a single `--test` target does
+/// not, so refuse a missing or stale one rather than test old code.
 fn stand_in() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_kubelet-remediate"));
-    bin.parent().unwrap().join("examples/stand_in_kubelet")
+    let p = bin.parent().unwrap().join("examples/stand_in_kubelet");
+    let src = super::repo().join("examples/stand_in_kubelet.rs");
+    let built = std::fs::metadata(&p).and_then(|m| m.modified());
+    let changed = std::fs::metadata(&src).and_then(|m| m.modified()).unwrap();
+    assert!(
+        built.is_ok_and(|b| b >= changed),
+        "{} is missing or older than its source: run `cargo build --examples` (a plain `cargo test` does)",
+        p.display()
+    );
+    p
 }
 
 impl Sandbox {
