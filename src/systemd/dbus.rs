@@ -238,3 +238,40 @@ async fn async_sleep(d: Duration) {
     });
     let _ = rx.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method_error(name: &str) -> zbus::Error {
+        let msg = zbus::Message::method_call("/org/freedesktop/systemd1", "RestartUnit")
+            .build(&())
+            .unwrap();
+        zbus::Error::MethodError(
+            zbus::names::OwnedErrorName::try_from(name).unwrap(),
+            Some("Access denied".into()),
+            msg,
+        )
+    }
+
+    #[test]
+    fn systemd_refusals_read_as_permission_denied() {
+        for name in [
+            "org.freedesktop.DBus.Error.AccessDenied",
+            "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+        ] {
+            let e = explain("restarting kubelet.service", method_error(name));
+            assert!(
+                e.0.starts_with("restarting kubelet.service: permission denied by systemd"),
+                "{}",
+                e.0
+            );
+            assert!(e.0.contains("run as root"), "{}", e.0);
+        }
+        let other = explain(
+            "reload",
+            method_error("org.freedesktop.systemd1.NoSuchUnit"),
+        );
+        assert!(!other.0.contains("permission denied"), "{}", other.0);
+    }
+}
