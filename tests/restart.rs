@@ -241,6 +241,44 @@ fn a_kubelet_that_dies_after_starting_is_rolled_back() {
     );
 }
 
+/// The files were fixed by hand but the kubelet was never restarted: `apply` writes nothing
+/// and restarts it, and the live value becomes true.
+#[test]
+fn a_stale_running_kubelet_is_only_restarted() {
+    if skip() {
+        return;
+    }
+    let sb = kubeadm("kubeadm-deb", "");
+    let f = sb.root.join("etc/default/kubelet");
+    let fixed = sb
+        .file("/etc/default/kubelet")
+        .replace(" --make-iptables-util-chains=false", "");
+    std::fs::write(&f, &fixed).unwrap();
+    assert_eq!(
+        sb.live_value(),
+        Some(false),
+        "still running with the old flag"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["apply", "--yes", "--settle", "1", "--root"])
+        .arg(&sb.root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("restarted kubelet.service"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(sb.live_value(), Some(true));
+    assert_eq!(sb.file("/etc/default/kubelet"), fixed, "nothing written");
+    assert!(
+        !sb.root.join("var/lib/kubelet-remediate/backups").exists(),
+        "no backup: nothing was written"
+    );
+}
+
 #[test]
 fn no_reachable_bus_changes_nothing() {
     let t = tempfile::tempdir().unwrap();
