@@ -330,19 +330,24 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     };
 
     if changes.is_empty() {
-        if json {
-            print!("{}", report.to_json());
-        } else if report.compliant {
-            println!("nothing to do: makeIPTablesUtilChains is already true");
-        } else {
-            print!("{}", report.to_text(color(&a.out)));
-            println!(
-                "\nthe files are already right; the running kubelet needs: {}",
-                restart_command(&unit, false)
-            );
-        }
-        if report.compliant || a.no_restart {
+        let restart_only = !report.compliant && !a.no_restart;
+        if !restart_only {
+            if json {
+                print!("{}", report.to_json());
+            } else if report.compliant {
+                println!("nothing to do: makeIPTablesUtilChains is already true");
+            } else {
+                print!("{}", report.to_text(color(&a.out)));
+                println!(
+                    "\nthe files are already right; the running kubelet needs: {}",
+                    restart_command(&unit, false)
+                );
+            }
             return Ok(if report.compliant { 0 } else { 2 });
+        }
+        // The files are right but the running kubelet is not: only a restart is needed.
+        if !json {
+            print!("{}", report.to_text(color(&a.out)));
         }
         let sd = connect(a)?;
         if !confirm(a.yes, &format!("Restart {unit}?"))? {
@@ -359,10 +364,18 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
             &mut progress(a),
         )
         .map_err(|why| anyhow::anyhow!("{why}; see journalctl -u {unit}"))?;
-        println!(
-            "restarted {unit}: pid {} runs with makeIPTablesUtilChains true",
-            r.main_pid
-        );
+        if json {
+            let out = serde_json::json!({
+                "applied": false, "files": [], "compliant": true,
+                "restart": {"unit": unit, "daemon_reload": false, "done": true, "result": r},
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            println!(
+                "\nrestarted {unit}: pid {} runs with makeIPTablesUtilChains true",
+                r.main_pid
+            );
+        }
         return Ok(0);
     }
 

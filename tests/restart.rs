@@ -259,18 +259,11 @@ fn a_stale_running_kubelet_is_only_restarted() {
         Some(false),
         "still running with the old flag"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args(["apply", "--yes", "--settle", "1", "--root"])
-        .arg(&sb.root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = apply(&sb, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        text(&o).contains("restarted kubelet.service"),
-        "{}",
-        text(&o)
-    );
+    let j = json(&o);
+    assert_eq!(j["applied"], false);
+    assert_eq!(j["restart"]["done"], true);
     assert_eq!(sb.live_value(), Some(true));
     assert_eq!(sb.file("/etc/default/kubelet"), fixed, "nothing written");
     assert!(
