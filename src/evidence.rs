@@ -348,7 +348,7 @@ pub fn doc_value(doc: &ConfigDoc) -> Option<KeyValue> {
     doc.setting().map(|o| o.value.clone())
 }
 
-/// Untraced arguments (a running process's argv), for code shared with unit-derived ones.
+/// Text with no file behind it (arguments the tool assembles itself, such as k3s's `--`).
 pub fn plain(s: &str) -> Traced {
     let mut t = Traced::default();
     for c in s.chars() {

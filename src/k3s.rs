@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::evidence::plain;
 use crate::root::NodeFs;
 use crate::systemd::exec::{Arg, Service};
-use crate::text::{FileId, Files, Loc, SourceFile, Traced};
+use crate::text::{FileId, Files, SourceFile, Traced};
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
 /// Units that run a kubelet inside, and their distribution.
@@ -258,15 +258,12 @@ fn item(
     let quoted = matches!(style, ScalarStyle::DoubleQuoted | ScalarStyle::SingleQuoted);
     let vstart = start + usize::from(quoted);
     let exact = f.text.get(vstart..vstart + v.len()) == Some(v);
-    let mut value = Traced::default();
-    for (i, c) in v.char_indices() {
-        let loc = exact.then_some(Loc {
-            file: id,
-            start: vstart + i,
-            end: vstart + i + c.len_utf8(),
-        });
-        value.push(c, loc);
-    }
+    // Only a value written without escapes maps byte for byte onto the file.
+    let value = if exact {
+        Traced::from_file(id, vstart, v)
+    } else {
+        plain(v)
+    };
     // Removable when the item is alone on its line in a block sequence: `  - "..."`.
     let lr = f.line_range(start);
     let line_text = &f.text[lr.clone()];
@@ -276,17 +273,7 @@ fn item(
             let rest = f.text[after..lr.end].trim();
             rest.is_empty() || rest.starts_with('#')
         };
-    let mut container = Traced::default();
-    for (i, c) in line_text.char_indices() {
-        container.push(
-            c,
-            Some(Loc {
-                file: id,
-                start: lr.start + i,
-                end: lr.start + i + c.len_utf8(),
-            }),
-        );
-    }
+    let container = Traced::from_file(id, lr.start, line_text);
     let raw = 0..container.text.len();
     Entry {
         arg: as_kubelet_flag(&value, container, raw, alone),

@@ -115,6 +115,23 @@ pub struct Traced {
 }
 
 impl Traced {
+    /// `s`, found at byte `start` of file `file`, with every byte traced to itself.
+    pub fn from_file(file: FileId, start: usize, s: &str) -> Traced {
+        let mut t = Traced::default();
+        for (i, c) in s.char_indices() {
+            let at = start + i;
+            t.push(
+                c,
+                Some(Loc {
+                    file,
+                    start: at,
+                    end: at + c.len_utf8(),
+                }),
+            );
+        }
+        t
+    }
+
     pub fn push(&mut self, c: char, loc: Option<Loc>) {
         self.text.push(c);
         for _ in 0..c.len_utf8() {

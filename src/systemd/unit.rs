@@ -6,7 +6,7 @@
 //! around `=` is dropped; a malformed section header makes systemd refuse the file.
 
 use crate::error::{Error, Result};
-use crate::text::{FileId, Loc, SourceFile, Traced};
+use crate::text::{FileId, SourceFile, Traced};
 
 /// One `Key=Value` line (possibly continued over several physical lines).
 #[derive(Debug, Clone)]
@@ -70,17 +70,7 @@ pub fn parse(id: FileId, file: &SourceFile) -> Result<Parsed> {
         } else {
             line
         };
-        for (i, c) in body.char_indices() {
-            let at = offset + i;
-            logical.push(
-                c,
-                Some(Loc {
-                    file: id,
-                    start: at,
-                    end: at + c.len_utf8(),
-                }),
-            );
-        }
+        logical.append(&Traced::from_file(id, offset, body));
         if continues {
             logical.push(' ', None);
             in_continuation = true;

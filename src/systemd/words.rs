@@ -165,21 +165,9 @@ fn cunescape(rest: &[(usize, char)]) -> (Option<char>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::text::Loc;
 
     fn traced(s: &str) -> Traced {
-        let mut t = Traced::default();
-        for (i, c) in s.char_indices() {
-            t.push(
-                c,
-                Some(Loc {
-                    file: 0,
-                    start: i,
-                    end: i + c.len_utf8(),
-                }),
-            );
-        }
-        t
+        Traced::from_file(0, 0, s)
     }
 
     fn texts(s: &str, m: Mode) -> Vec<String> {
