@@ -4,7 +4,7 @@ use crate::configz;
 use crate::evidence::{self, Evidence, Options};
 use crate::plan::{self, Plan, Strategy};
 use crate::platform::Platform;
-use crate::report::Report;
+use crate::report::{Report, restart_command};
 use crate::restart;
 use crate::root::NodeFs;
 use crate::saved::SavedPlan;
@@ -254,15 +254,6 @@ fn confirm(yes: bool, prompt: &str) -> anyhow::Result<bool> {
         .default(false)
         .interact()
         .unwrap_or(false))
-}
-
-fn restart_command(unit: &str, daemon_reload: bool) -> String {
-    let reload = if daemon_reload {
-        "systemctl daemon-reload && "
-    } else {
-        ""
-    };
-    format!("{reload}systemctl restart {unit}")
 }
 
 pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {

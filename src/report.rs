@@ -344,11 +344,8 @@ impl Report {
             }
         }
         if self.restart.needed {
-            o += "\nthen: ";
-            if self.restart.daemon_reload {
-                o += "systemctl daemon-reload && ";
-            }
-            o += &format!("systemctl restart {}\n", self.restart.unit);
+            let cmd = restart_command(&self.restart.unit, self.restart.daemon_reload);
+            o += &format!("\nthen: {cmd}\n");
         }
         if !self.advice.is_empty() {
             o += "\nadvice:\n";
@@ -364,4 +361,14 @@ impl Report {
         }
         o
     }
+}
+
+/// The shell command that applies a change by hand: daemon-reload first when units changed.
+pub fn restart_command(unit: &str, daemon_reload: bool) -> String {
+    let reload = if daemon_reload {
+        "systemctl daemon-reload && "
+    } else {
+        ""
+    };
+    format!("{reload}systemctl restart {unit}")
 }
