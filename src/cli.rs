@@ -394,8 +394,11 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         offline: true,
         ..options(&a.eval)
     };
+    // Writes change contents, never which unit files exist: reuse the layout, as the proof does.
+    let layout = ev.service.layout.clone();
     let verify = || -> Result<(), String> {
-        let ev = evidence::gather(&fs, &opts).map_err(|e| e.to_string())?;
+        let ev =
+            evidence::gather_with_layout(&fs, &opts, layout.clone()).map_err(|e| e.to_string())?;
         match verdict::judge(&ev).outcome {
             Outcome::Value(true, _) => Ok(()),
             Outcome::Value(false, _) => {
