@@ -3,7 +3,6 @@
 use crate::configz;
 use crate::evidence::{self, Evidence, Options};
 use crate::plan::{self, Plan, Strategy};
-use crate::platform::Platform;
 use crate::report::{Report, restart_command};
 use crate::restart;
 use crate::root::NodeFs;
@@ -264,7 +263,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     let (ev, report, p) = evaluate(&fs, &a.eval)?;
     let json = a.out.output == Output::Json;
     let unit = ev.service.layout.name.clone();
-    let check_process = !matches!(ev.platform, Platform::K3s | Platform::Rke2);
+    let check_process = !ev.platform.kubelet_in_process();
 
     if ev.platform.managed() && !report.compliant {
         if json {
@@ -639,7 +638,7 @@ pub fn run_verify(a: &VerifyArgs) -> anyhow::Result<i32> {
     let ev = evidence::gather(&fs, &opts)?;
     let unit = ev.service.layout.name.clone();
     let mut checks = Vec::new();
-    if matches!(ev.platform, Platform::K3s | Platform::Rke2) {
+    if ev.platform.kubelet_in_process() {
         // The kubelet runs inside k3s/rke2: its flags are not on any command line.
         let ok = verdict::judge(&ev).compliant();
         checks.push(Check {

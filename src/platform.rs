@@ -61,6 +61,12 @@ impl Platform {
         }
     }
 
+    /// Whether the kubelet runs inside another process (k3s, RKE2), so no kubelet command line
+    /// exists to read back: the files are the evidence there.
+    pub fn kubelet_in_process(self) -> bool {
+        matches!(self, Platform::K3s | Platform::Rke2)
+    }
+
     /// Files that the platform owns: never edit them, print the platform-level fix.
     pub fn managed(self) -> bool {
         matches!(self, Platform::OpenShift | Platform::Bottlerocket)
