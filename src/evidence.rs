@@ -4,7 +4,7 @@
 //! (true), the `--config` file, the `--config-dir` drop-ins (merge patches in WalkDir order),
 //! then the command line, which the kubelet re-parses over the merged configuration.
 
-use crate::config::{self, ConfigDoc, KeyValue, Value};
+use crate::config::{self, ConfigDoc, Value};
 use crate::error::{Error, Result};
 use crate::flags::{self, Cmdline, FLAG};
 use crate::k3s;
@@ -38,6 +38,8 @@ pub struct Configs {
     pub dropins: Vec<ConfigSource>,
     /// The merged configuration, as the kubelet would decode it.
     pub merged: Option<Value>,
+    /// What the reader noticed about how the kubelet treats these paths.
+    pub notes: Vec<String>,
 }
 
 /// The kubelet process found running, and what it was started with.
@@ -115,6 +117,7 @@ pub fn gather_with_layout(fs: &NodeFs, opts: &Options, layout: UnitLayout) -> Re
             (p, argv)
         }
         None => {
+            refuse_wrappers(&files, &service)?;
             let p = platform::detect(fs, &service)?;
             (p, platform::kubelet_argv(&p, &service.argv))
         }
@@ -138,6 +141,31 @@ pub fn gather_with_layout(fs: &NodeFs, opts: &Options, layout: UnitLayout) -> Re
         running,
         notes,
     })
+}
+
+/// Programs that would run the kubelet through their own parsing (a shell's quoting and
+/// expansion, env's assignments): what the kubelet receives cannot be read off ExecStart=, so the
+/// tool says so instead of judging the wrapper's arguments.
+const WRAPPERS: &[&str] = &["sh", "bash", "dash", "ash", "ksh", "zsh", "busybox", "env"];
+
+fn refuse_wrappers(files: &Files, service: &Service) -> Result<()> {
+    let Some(first) = service.argv.first() else {
+        return Ok(());
+    };
+    let base = first.value.text.rsplit('/').next().unwrap_or("");
+    if !WRAPPERS.contains(&base) {
+        return Ok(());
+    }
+    let d = &service.exec;
+    Err(Error::parse(
+        &files.get(d.file).path,
+        d.line,
+        1,
+        format!(
+            "ExecStart= runs the kubelet through {base} ({}): the tool does not model {base}'s quoting and expansion, so it cannot tell what the kubelet receives; nothing is judged or edited. Start the kubelet directly from ExecStart= (systemd's own $VAR expansion is modelled) or check this node by hand",
+            first.value.text
+        ),
+    ))
 }
 
 fn read_doc(fs: &NodeFs, files: &mut Files, path: &str, why: &str) -> Result<(ConfigDoc, Value)> {
@@ -168,7 +196,37 @@ pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) ->
     if let Some((_, d)) = &cmd.config_dir {
         let dir = root::join(cwd, d);
         let mut paths = Vec::new();
-        walk(fs, &dir, &mut paths)?;
+        // filepath.WalkDir lstats its root: a missing one is an error the kubelet returns; a
+        // symlink is not followed (unless the path ends in '/', which makes the kernel follow
+        // it), so it is a non-directory entry, read only if its name ends in .conf.
+        let link = if d.ends_with('/') {
+            None
+        } else {
+            fs.read_link(&dir)?
+        };
+        if let Some(target) = link {
+            if dir.ends_with(".conf") {
+                paths.push(dir.clone());
+            } else {
+                c.notes.push(format!(
+                    "--config-dir {dir} is a symlink (to {target}): the kubelet's filepath.WalkDir does not follow a symlinked root, so no drop-in in it is read (name the directory itself, or end the path with '/')"
+                ));
+            }
+        } else if fs.is_dir(&dir) {
+            walk(fs, &dir, &mut paths)?;
+        } else if fs.exists(&dir) {
+            if dir.ends_with(".conf") {
+                paths.push(dir.clone());
+            }
+        } else {
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "No such directory (named by --config-dir: the kubelet's WalkDir fails on it, so the kubelet refuses to start)",
+                ),
+            ));
+        }
         for p in paths {
             let (doc, value) = read_doc(fs, files, &p, "found in --config-dir")?;
             config::require_type_meta(&value, files.get(doc.file))?;
@@ -330,22 +388,6 @@ pub fn inert_settings(ev: &Evidence) -> Vec<(Origin, String, String)> {
         }
     }
     out
-}
-
-/// The value a config document contributes, folding duplicates: all equal, or false if any
-/// says false (the decoders keep an unspecified one; assume the worst and fix them all).
-pub fn doc_value(doc: &ConfigDoc) -> Option<KeyValue> {
-    let occ = &doc.occurrences;
-    if occ.is_empty() {
-        return None;
-    }
-    if let Some(bad) = occ.iter().find(|o| matches!(o.value, KeyValue::Invalid(_))) {
-        return Some(bad.value.clone());
-    }
-    if occ.iter().any(|o| o.value == KeyValue::Bool(false)) {
-        return Some(KeyValue::Bool(false));
-    }
-    doc.setting().map(|o| o.value.clone())
 }
 
 /// Text with no file behind it (arguments the tool assembles itself, such as k3s's `--`).

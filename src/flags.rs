@@ -1,55 +1,43 @@
-//! The kubelet's command line, read the way spf13/pflag reads it.
+//! The kubelet's command line, read the way spf13/pflag's `FlagSet.Parse` reads it.
 //!
-//! Only long flags (`--name`, `--name=value`); `_` and `-` are the same in names (the kubelet's
-//! WordSepNormalizeFunc); a bool flag alone means true and takes a value only after `=`, parsed
-//! by Go's strconv.ParseBool; a non-bool flag without `=` takes the next argument; the last
-//! occurrence wins; `--` ends the flags.
+//! pflag (flag.go `parseArgs`, `parseLongArg`, `parseSingleShortArg`) with the kubelet's
+//! settings (cmd/kubelet/app/server.go): interspersed words are collected, and the kubelet
+//! refuses to start if any is left ("unknown command"); `--` ends the flags and everything after
+//! it is such a word; `_` and `-` are the same in names (WordSepNormalizeFunc); an unknown long
+//! flag, an unknown shorthand letter (only `-v` and `-h` exist) or `---x` / `--=x` stop the
+//! parse with an error; a bool flag alone means true and takes a value only after `=` (Go's
+//! strconv.ParseBool); any other flag without `=` takes the next argument, whatever it looks
+//! like; the last occurrence wins.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::LazyLock;
 
 pub const FLAG: &str = "make-iptables-util-chains";
 pub const KEY: &str = "makeIPTablesUtilChains";
 
-/// Kubelet flags that are booleans (pflag NoOptDefVal): they never consume the next argument.
-const BOOL_FLAGS: &[&str] = &[
-    "add-dir-header",
-    "allow-privileged",
-    "alsologtostderr",
-    "anonymous-auth",
-    "authentication-token-webhook",
-    "cgroups-per-qos",
-    "containerized",
-    "enable-cadvisor-json-endpoints",
-    "enable-controller-attach-detach",
-    "enable-debugging-handlers",
-    "enable-load-reader",
-    "enable-server",
-    "exit-on-lock-contention",
-    "experimental-allocatable-ignore-eviction",
-    "experimental-check-node-capabilities-before-mount",
-    "experimental-kernel-memcg-notification",
-    "fail-cgroupv1",
-    "fail-swap-on",
-    "help",
-    "keep-terminated-pod-volumes",
-    "kernel-memcg-notification",
-    "local-storage-capacity-isolation",
-    "log-json-split-stream",
-    "logtostderr",
-    "make-iptables-util-chains",
-    "one-output",
-    "protect-kernel-defaults",
-    "register-node",
-    "register-schedulable",
-    "rotate-certificates",
-    "rotate-server-certificates",
-    "runonce",
-    "seccomp-default",
-    "serialize-image-pulls",
-    "skip-headers",
-    "skip-log-headers",
-    "version",
-];
+/// Whether a flag is a bool (pflag NoOptDefVal "true": never consumes the next argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Value,
+}
+
+/// Every long flag of the kubelets we know (src/kubelet_flags.txt: the union over versions, so
+/// a flag only some versions have is never held against a node).
+static KUBELET_FLAGS: LazyLock<HashMap<&'static str, Kind>> = LazyLock::new(|| {
+    include_str!("kubelet_flags.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, n)| (n, if k == "bool" { Kind::Bool } else { Kind::Value }))
+        .collect()
+});
+
+/// The kind of a known kubelet flag (name already normalized).
+pub fn kind(name: &str) -> Option<Kind> {
+    KUBELET_FLAGS.get(name).copied()
+}
 
 /// Go's strconv.ParseBool.
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -74,14 +62,14 @@ pub struct Occurrence {
 /// What the command line says about the settings the planner needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cmdline {
+    /// Occurrences of our flag parsed before any error (pflag stops at the first).
     pub occurrences: Vec<Occurrence>,
     /// (argv index, value) of the last `--config`.
     pub config: Option<(usize, String)>,
     pub config_dir: Option<(usize, String)>,
-    /// Problems that make the kubelet refuse to start, with the argv index they concern.
+    /// Why the kubelet refuses this command line, with the argv index it concerns: a parse
+    /// error, or the first word left over ("unknown command"). At most one entry.
     pub refused: Vec<(usize, String)>,
-    /// Positional arguments (the kubelet refuses any: "unknown command").
-    pub positional: Vec<usize>,
 }
 
 impl Cmdline {
@@ -95,80 +83,158 @@ fn normalize(name: &str) -> String {
     name.replace('_', "-")
 }
 
+/// How a word left on the command line got there, for the refusal message.
+fn stray_word(argv: &[impl AsRef<str>], i: usize, after_dash: bool) -> String {
+    let a = argv[i].as_ref();
+    if after_dash {
+        return format!(
+            "\"{a}\" comes after \"--\", which ends the flags: the kubelet exits with \"unknown command {a}\""
+        );
+    }
+    if a.is_empty() {
+        return "an empty argument (an unset or empty ${VAR}, or \"\"): the kubelet exits with \"unknown command\"".into();
+    }
+    let prev = i.checked_sub(1).map(|p| argv[p].as_ref());
+    if parse_bool(a).is_some()
+        && prev.is_some_and(|p| {
+            p.strip_prefix("--")
+                .is_some_and(|n| !n.contains('=') && normalize(n) == FLAG)
+        })
+    {
+        return format!(
+            "\"--{FLAG} {a}\": a bool flag takes a value only as --{FLAG}={a}; the flag becomes true and \"{a}\" is a stray argument, so the kubelet exits with \"unknown command {a}\""
+        );
+    }
+    format!(
+        "\"{a}\" is not a flag (a word systemd passed as it is, e.g. an unexpanded $VAR or text after \" # \"): the kubelet exits with \"unknown command {a}\""
+    )
+}
+
 /// Parse argv (argv[0] included; it is skipped).
 pub fn parse<S: AsRef<str>>(argv: &[S]) -> Cmdline {
     let mut c = Cmdline::default();
+    let mut words: Vec<(usize, bool)> = Vec::new();
     let mut i = 1;
     while i < argv.len() {
-        let a = argv[i].as_ref();
-        if a == "--" {
-            c.positional.extend(i + 1..argv.len());
-            break;
-        }
-        if let Some(body) = a.strip_prefix("--").filter(|b| !b.is_empty()) {
-            let (name, value) = match body.find('=') {
-                Some(eq) => (normalize(&body[..eq]), Some((2 + eq + 1)..a.len())),
-                None => (normalize(body), None),
-            };
-            if name == FLAG {
-                let v = match &value {
-                    Some(r) => parse_bool(&a[r.clone()]).ok_or_else(|| {
-                        format!(
-                            "invalid value \"{}\" for --{FLAG}: strconv.ParseBool accepts only 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False; the kubelet refuses to start",
-                            &a[r.clone()]
-                        )
-                    }),
-                    None => Ok(true),
-                };
-                if let Err(m) = &v {
-                    c.refused.push((i, m.clone()));
-                }
-                if value.is_none()
-                    && let Some(next) = argv.get(i + 1).map(|s| s.as_ref())
-                    && !next.starts_with('-')
-                {
-                    c.refused.push((
-                        i,
-                        format!(
-                            "\"--{FLAG} {next}\": a bool flag takes a value only as --{FLAG}={next}; the flag becomes true and \"{next}\" is a stray argument, so the kubelet exits with \"unknown command\""
-                        ),
-                    ));
-                }
-                c.occurrences.push(Occurrence {
-                    arg: i,
-                    value: v,
-                    value_range: value,
-                });
-                i += 1;
-                continue;
-            }
-            let takes_value = value.is_none() && !BOOL_FLAGS.contains(&name.as_str());
-            let mut val = value.map(|r| a[r].to_string());
-            if takes_value
-                && let Some(next) = argv.get(i + 1).map(|s| s.as_ref())
-                && !next.starts_with('-')
-            {
-                val = Some(next.to_string());
-                i += 1;
-            }
-            match name.as_str() {
-                "config" => c.config = val.map(|v| (i, v)),
-                "config-dir" => c.config_dir = val.map(|v| (i, v)),
-                _ => {}
-            }
+        let s = argv[i].as_ref();
+        if s.len() < 2 || !s.starts_with('-') {
+            words.push((i, false));
             i += 1;
             continue;
         }
-        if a == "-v" {
-            i += 2; // -v N: the one shorthand that takes a value
-            continue;
+        let step = if s == "--" {
+            words.extend((i + 1..argv.len()).map(|j| (j, true)));
+            break;
+        } else if let Some(body) = s.strip_prefix("--") {
+            long(&mut c, argv, i, body)
+        } else {
+            short(argv, i, &s[1..])
+        };
+        match step {
+            Ok(consumed) => i += 1 + consumed,
+            Err(why) => {
+                c.refused.push((i, why));
+                return c;
+            }
         }
-        if !a.starts_with('-') {
-            c.positional.push(i);
-        }
-        i += 1;
+    }
+    if let Some(&(w, after_dash)) = words.first() {
+        c.refused.push((w, stray_word(argv, w, after_dash)));
     }
     c
+}
+
+/// `--name[=value]`: how many following arguments it consumed, or pflag's error.
+fn long<S: AsRef<str>>(c: &mut Cmdline, argv: &[S], i: usize, body: &str) -> Result<usize, String> {
+    let s = argv[i].as_ref();
+    if body.starts_with(['-', '=']) {
+        return Err(format!(
+            "bad flag syntax: {s} (pflag refuses it, so the kubelet does not start)"
+        ));
+    }
+    let (raw_name, value) = match body.find('=') {
+        Some(eq) => (&body[..eq], Some((2 + eq + 1)..s.len())),
+        None => (body, None),
+    };
+    let name = normalize(raw_name);
+    let Some(kind) = kind(&name) else {
+        let hint = if name.starts_with(FLAG) {
+            format!(
+                " (only --{FLAG}=true or --{FLAG}=false are read; never the colon spelling some CIS texts print)"
+            )
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "unknown flag: --{raw_name}{hint}: the kubelet refuses to start"
+        ));
+    };
+    let (text, consumed) = match (&value, kind) {
+        (Some(r), _) => (s[r.clone()].to_string(), 0),
+        (None, Kind::Bool) => ("true".to_string(), 0),
+        (None, Kind::Value) => match argv.get(i + 1) {
+            Some(next) => (next.as_ref().to_string(), 1),
+            None => {
+                return Err(format!(
+                    "flag needs an argument: {s}: the kubelet refuses to start"
+                ));
+            }
+        },
+    };
+    if kind == Kind::Bool && parse_bool(&text).is_none() {
+        let why = format!(
+            "invalid value \"{text}\" for --{name}: strconv.ParseBool accepts only 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False; the kubelet refuses to start"
+        );
+        if name == FLAG {
+            c.occurrences.push(Occurrence {
+                arg: i,
+                value: Err(why.clone()),
+                value_range: value,
+            });
+        }
+        return Err(why);
+    }
+    match name.as_str() {
+        FLAG => c.occurrences.push(Occurrence {
+            arg: i,
+            value: Ok(parse_bool(&text).unwrap_or(true)),
+            value_range: value,
+        }),
+        "config" => c.config = Some((i + consumed, text)),
+        "config-dir" => c.config_dir = Some((i + consumed, text)),
+        "help" | "version" => {
+            return Err(format!(
+                "--{name}: the kubelet prints its {name} and exits instead of running"
+            ));
+        }
+        _ => {}
+    }
+    Ok(consumed)
+}
+
+/// `-abc`: shorthand letters. The kubelet has two: `-v` (takes a value: `-v=N`, `-vN`, `-v N`)
+/// and `-h` (help). Any other first letter is pflag's "unknown shorthand flag".
+fn short<S: AsRef<str>>(argv: &[S], i: usize, letters: &str) -> Result<usize, String> {
+    let s = argv[i].as_ref();
+    match letters.chars().next() {
+        Some('v') if letters.len() > 1 => Ok(0),
+        Some('v') if argv.get(i + 1).is_some() => Ok(1),
+        Some('v') => Err(format!(
+            "flag needs an argument: 'v' in {s}: the kubelet refuses to start"
+        )),
+        Some('h') => Err("-h: the kubelet prints its help and exits instead of running".into()),
+        Some(c) => {
+            let hint = if letters.len() > 1 {
+                format!(" (a long flag needs two dashes: -{s}; one dash makes shorthand letters)")
+            } else {
+                String::new()
+            };
+            Err(format!(
+                "unknown shorthand flag: '{c}' in {s}{hint}: the kubelet refuses to start"
+            ))
+        }
+        None => Ok(0),
+    }
 }
 
 #[cfg(test)]
@@ -214,15 +280,60 @@ mod tests {
         assert_eq!(eff(&["--", "--make-iptables-util-chains=false"]), None);
     }
 
+    fn refusal(args: &[&str]) -> String {
+        let mut v = vec!["kubelet"];
+        v.extend_from_slice(args);
+        let c = parse(&v);
+        assert_eq!(c.refused.len(), 1, "{args:?} should be refused");
+        c.refused[0].1.clone()
+    }
+
     #[test]
     fn space_form_and_bad_values_are_refused() {
         let c = parse(&["k", "--make-iptables-util-chains", "false"]);
         assert_eq!(c.effective().unwrap().value, Ok(true));
         assert!(c.refused[0].1.contains("stray argument"));
-        let c = parse(&["k", "--make-iptables-util-chains=yes"]);
-        assert!(c.effective().unwrap().value.is_err());
-        let c = parse(&["k", "--make-iptables-util-chains:true"]);
+        assert_eq!(c.refused[0].0, 2);
+        assert!(refusal(&["--make-iptables-util-chains=yes"]).contains("ParseBool"));
+        assert!(refusal(&["--make-iptables-util-chains:true"]).contains("unknown flag"));
+        assert!(refusal(&["-make-iptables-util-chains=false"]).contains("unknown shorthand"));
+        assert!(refusal(&["--fail-swap-on=maybe"]).contains("ParseBool"));
+    }
+
+    #[test]
+    fn words_left_over_are_refused_like_unknown_command() {
+        assert!(refusal(&["--v=2", "$KUBELET_EXTRA_ARGS"]).contains("unknown command"));
+        assert!(refusal(&[""]).contains("empty argument"));
+        assert!(refusal(&["-"]).contains("unknown command -"));
+        assert!(refusal(&["--", "--make-iptables-util-chains=false"]).contains("after \"--\""));
+        assert!(parse(&["k", "--v=2", "--"]).refused.is_empty());
+        assert!(refusal(&["---x"]).contains("bad flag syntax"));
+        assert!(refusal(&["--=x"]).contains("bad flag syntax"));
+        assert!(refusal(&["--no-such-flag"]).contains("unknown flag"));
+        assert!(refusal(&["--node-ip"]).contains("needs an argument"));
+        assert!(refusal(&["--version"]).contains("exits"));
+        assert!(refusal(&["-h"]).contains("exits"));
+    }
+
+    #[test]
+    fn a_value_flag_takes_the_next_argument_whatever_it_is() {
+        // pflag consumes the next argument even when it starts with a dash.
+        let c = parse(&["k", "--node-ip", "--make-iptables-util-chains=false"]);
         assert!(c.occurrences.is_empty());
+        assert!(c.refused.is_empty());
+        let c = parse(&[
+            "k",
+            "-v",
+            "2",
+            "-v3",
+            "-v=4",
+            "--make_iptables_util_chains=0",
+        ]);
+        assert_eq!(c.effective().unwrap().value, Ok(false));
+        assert!(c.refused.is_empty());
+        // ${VAR} holding two flags is one argument: one unparsable bool value.
+        let r = refusal(&["--make-iptables-util-chains=false --v=2"]);
+        assert!(r.contains("\"false --v=2\""), "{r}");
     }
 
     #[test]
@@ -241,6 +352,6 @@ mod tests {
         ]);
         assert_eq!(c.config, Some((5, "/b".into())));
         assert_eq!(c.config_dir, Some((7, "/d".into())));
-        assert!(c.positional.is_empty());
+        assert!(c.refused.is_empty());
     }
 }

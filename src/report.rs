@@ -121,10 +121,19 @@ impl Report {
         };
         let mut notes = ev.notes.clone();
         notes.extend(plan.notes.iter().cloned());
-        for src in ev.configs.config.iter().chain(&ev.configs.dropins) {
-            for (k, line) in &src.doc.near_misses {
+        notes.extend(ev.configs.notes.iter().cloned());
+        if let Some(src) = &ev.configs.config {
+            for (k, line) in src.doc.near_misses() {
                 notes.push(format!(
-                    "{}:{line}: \"{k}\" is not makeIPTablesUtilChains (keys are case-sensitive): the kubelet ignores it",
+                    "{}:{line}: \"{k}\" is not makeIPTablesUtilChains (--config is decoded case-sensitively): the kubelet ignores it",
+                    src.named
+                ));
+            }
+        }
+        for src in ev.configs.config.iter().chain(&ev.configs.dropins) {
+            for line in &src.doc.later_documents {
+                notes.push(format!(
+                    "{}:{line}: in a later YAML document: the kubelet decodes only the first document of the file, so this is inert (not edited)",
                     src.named
                 ));
             }

@@ -1,25 +1,35 @@
 //! The effective value, computed exactly as the kubelet computes it, and every finding's role.
 //!
-//! Precedence (cmd/kubelet/app/server.go): default true < `--config` < `--config-dir` drop-ins
-//! (merge patches: a later file wins, `null` deletes the key so the default returns) < the
-//! command line (last occurrence wins). A value the kubelet cannot parse is not a verdict: the
-//! kubelet refuses to start, and so is reported as refused.
+//! cmd/kubelet/app/server.go, in order:
+//! 1. `--config` (`loadConfigFile` → DecodeKubeletConfiguration): decoded into the versioned
+//!    type, case-sensitively; strict decoding refuses duplicate keys and the lenient fallback
+//!    then decodes again. For YAML, sigs.k8s.io/yaml has already collapsed duplicates (the last
+//!    one is all that is left); for JSON every occurrence is decoded in turn, so a bad one
+//!    anywhere fails and the last good one wins. `null` leaves the default, true.
+//! 2. `--config-dir` (`mergeKubeletConfigurations`): the internal configuration is marshalled
+//!    with Go field names (`MakeIPTablesUtilChains`: it has no json tags), each drop-in (decoded
+//!    strictly: a duplicate key refuses the kubelet) is applied as a JSON merge patch (a `null`
+//!    deletes that exact key only), and the result is unmarshalled by encoding/json, which
+//!    matches keys case-insensitively and applies them in the marshalled (sorted) key order: the
+//!    last key that folds to the field wins, and a non-bool one fails the decoding.
+//! 3. The command line, parsed again over the merged object: its last occurrence wins.
 
-use crate::config::KeyValue;
-use crate::evidence::{self, Configs, Evidence, Origin};
+use crate::config::{self, ConfigDoc, Format, KeyValue};
+use crate::evidence::{self, Evidence, Origin};
 use crate::flags::{Cmdline, KEY};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Which source decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Winner {
     /// `cmdline.occurrences[i]`.
     Flag(usize),
-    /// The `--config` file.
-    Config,
-    /// `configs.dropins[i]`.
-    Dropin(usize),
-    /// Nothing sets it (or a drop-in's `null` removed it): the default, true.
+    /// `configs.config`'s occurrence `occ`.
+    Config(usize),
+    /// `configs.dropins[i]`'s occurrence `occ`.
+    Dropin(usize, usize),
+    /// Nothing sets it (or a `null` leaves it unset): the default, true.
     Default,
 }
 
@@ -31,27 +41,80 @@ pub enum Outcome {
     Refused(String),
 }
 
+/// What `--config` contributes: `Ok(None)` when it leaves the default.
+fn config_value(doc: &ConfigDoc, named: &str) -> Result<Option<(bool, usize)>, String> {
+    let invalid =
+        |o: &config::KeyOcc, why: &str| format!("{named}:{}:{}: {KEY}: {why}", o.line, o.column);
+    if doc.format == Format::Json
+        && let Some((_, o)) = doc
+            .exact()
+            .find(|(_, o)| matches!(o.value, KeyValue::Invalid(_)))
+        && let KeyValue::Invalid(why) = &o.value
+    {
+        return Err(invalid(o, why));
+    }
+    match doc.exact().last() {
+        Some((i, o)) => match &o.value {
+            KeyValue::Bool(b) => Ok(Some((*b, i))),
+            KeyValue::Null => Ok(None),
+            KeyValue::Invalid(why) => Err(invalid(o, why)),
+        },
+        None => Ok(None),
+    }
+}
+
 /// The kubelet's own fold over its sources.
-pub fn effective(cmd: &Cmdline, configs: &Configs) -> Outcome {
+pub fn effective(cmd: &Cmdline, configs: &evidence::Configs) -> Outcome {
     if let Some((_, why)) = cmd.refused.first() {
         return Outcome::Refused(why.clone());
     }
-    let docs = configs.config.iter().map(|c| (Winner::Config, c)).chain(
-        configs
-            .dropins
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (Winner::Dropin(i), c)),
-    );
-    let mut state: Option<(bool, Winner)> = None;
-    for (w, src) in docs {
-        match evidence::doc_value(&src.doc) {
-            Some(KeyValue::Invalid(why)) => {
-                return Outcome::Refused(format!("{}: {KEY}: {why}", src.named));
+    let mut state = (true, Winner::Default);
+    if let Some(src) = &configs.config {
+        match config_value(&src.doc, &src.named) {
+            Err(why) => return Outcome::Refused(why),
+            Ok(Some((b, i))) => state = (b, Winner::Config(i)),
+            Ok(None) => {}
+        }
+    }
+    if configs.config_dir.is_some() {
+        // Keys of the merged JSON that fold to the field, in the order encoding/json meets
+        // them (json.Marshal of the merge patch's map sorts keys bytewise).
+        let mut keys: BTreeMap<&str, (&KeyValue, Winner)> = BTreeMap::new();
+        let base = KeyValue::Bool(state.0);
+        keys.insert(config::GO_FIELD, (&base, state.1));
+        for (i, src) in configs.dropins.iter().enumerate() {
+            if let Some((k, line, col)) = &src.doc.duplicate {
+                return Outcome::Refused(format!(
+                    "{}:{line}:{col}: \"{k}\" is defined twice: a --config-dir drop-in is decoded strictly, with no lenient fallback, so the kubelet refuses to start",
+                    src.named
+                ));
             }
-            Some(KeyValue::Bool(b)) => state = Some((b, w)),
-            Some(KeyValue::Null) => state = None,
-            None => {}
+            for (j, o) in src.doc.occurrences.iter().enumerate() {
+                match o.value {
+                    KeyValue::Null => {
+                        keys.remove(o.key.as_str());
+                    }
+                    _ => {
+                        keys.insert(&o.key, (&o.value, Winner::Dropin(i, j)));
+                    }
+                }
+            }
+        }
+        for (v, w) in keys.into_values() {
+            match v {
+                KeyValue::Bool(b) => state = (*b, w),
+                KeyValue::Invalid(why) => {
+                    let at = match w {
+                        Winner::Dropin(i, j) => {
+                            let o = &configs.dropins[i].doc.occurrences[j];
+                            format!("{}:{}:{}: ", configs.dropins[i].named, o.line, o.column)
+                        }
+                        _ => String::new(),
+                    };
+                    return Outcome::Refused(format!("{at}{KEY}: {why}"));
+                }
+                KeyValue::Null => {}
+            }
         }
     }
     if let Some(last) = cmd.occurrences.last()
@@ -59,10 +122,7 @@ pub fn effective(cmd: &Cmdline, configs: &Configs) -> Outcome {
     {
         return Outcome::Value(v, Winner::Flag(cmd.occurrences.len() - 1));
     }
-    match state {
-        Some((b, w)) => Outcome::Value(b, w),
-        None => Outcome::Value(true, Winner::Default),
-    }
+    Outcome::Value(state.0, state.1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -171,6 +231,31 @@ pub fn judge(ev: &Evidence) -> Verdict {
             },
         });
     }
+    // A refusal caused by another argument (a stray word, an unknown flag): it is a finding of
+    // its own, so the report names the file, line and column the word came from.
+    for (i, why) in &ev.cmdline.refused {
+        if ev.cmdline.occurrences.iter().any(|o| o.arg == *i) {
+            continue;
+        }
+        let a = &ev.argv[*i];
+        let o = evidence::arg_origin(&ev.files, a).unwrap_or(Origin {
+            path: ev.service.layout.fragment.clone(),
+            line: ev.service.exec.line,
+            column: 1,
+        });
+        findings.push(Finding {
+            path: o.path,
+            line: o.line,
+            column: o.column,
+            source: "command-line",
+            text: a.value.text.clone(),
+            sets: None,
+            via: a.var.clone(),
+            status: Status::Refused,
+            note: Some(why.clone()),
+            handle: Handle::None,
+        });
+    }
     let flag_wins = matches!(win, Some(Winner::Flag(_)));
     let sources = ev.configs.config.iter().map(|c| (None, c)).chain(
         ev.configs
@@ -181,37 +266,46 @@ pub fn judge(ev: &Evidence) -> Verdict {
     );
     for (dropin, src) in sources {
         let f = ev.files.get(src.doc.file);
-        let last = src.doc.occurrences.len().saturating_sub(1);
+        let exact_count = src.doc.exact().count();
         for (k, occ) in src.doc.occurrences.iter().enumerate() {
+            // `--config` is decoded case-sensitively: a mis-cased key there is only a note.
+            if dropin.is_none() && occ.key != KEY {
+                continue;
+            }
             let this = match dropin {
-                None => Winner::Config,
-                Some(i) => Winner::Dropin(i),
+                None => Winner::Config(k),
+                Some(i) => Winner::Dropin(i, k),
             };
             let (sets, invalid) = match &occ.value {
                 KeyValue::Bool(b) => (Some(*b), None),
                 KeyValue::Null => (None, None),
                 KeyValue::Invalid(m) => (None, Some(m.clone())),
             };
-            let dup = src.doc.occurrences.len() > 1;
-            let status = if invalid.is_some() {
+            let refused_here = matches!(&outcome, Outcome::Refused(w) if w.starts_with(&format!("{}:{}:{}:", src.named, occ.line, occ.column)));
+            let status = if refused_here || (invalid.is_some() && win.is_none()) {
                 Status::Refused
-            } else if win == Some(this) && k == last {
+            } else if win == Some(this) {
                 winner = Some(findings.len());
                 Status::Effective
             } else {
                 Status::Overridden
             };
+            let dup = dropin.is_none() && exact_count > 1;
             let note = invalid.or_else(|| match (occ.value.clone(), status) {
                 (_, Status::Overridden) if flag_wins => {
                     Some("the command line wins over the configuration files".into())
                 }
-                (KeyValue::Null, _) => Some(
-                    "null leaves the field unset (a drop-in's null deletes it): the default, true, applies"
-                        .into(),
-                ),
+                (KeyValue::Null, _) if dropin.is_some() => Some(format!(
+                    "null in a drop-in deletes this exact key from the merged configuration; the value from --config (or the default) stays, since the kubelet merges into its internal object, keyed {}",
+                    config::GO_FIELD
+                )),
+                (KeyValue::Null, _) => Some("null leaves the field unset: the default, true, applies".into()),
                 _ if dup => Some(format!(
-                    "{KEY} appears {} times in this file: strict decoding refuses duplicates, lenient keeps one; every false occurrence is fixed",
-                    src.doc.occurrences.len()
+                    "{KEY} appears {exact_count} times in this file: strict decoding refuses duplicates and the lenient fallback keeps the last; every false occurrence is fixed"
+                )),
+                _ if occ.key != KEY => Some(format!(
+                    "\"{}\" is not the field's spelling, but drop-ins are decoded by encoding/json, which matches keys case-insensitively: it takes effect",
+                    occ.key
                 )),
                 (_, Status::Overridden) => Some("a later configuration source wins".into()),
                 _ => None,
@@ -226,12 +320,28 @@ pub fn judge(ev: &Evidence) -> Verdict {
                 } else {
                     "config"
                 },
-                text: format!("{KEY}: {raw}"),
+                text: format!("{}: {raw}", occ.key),
                 sets,
                 via: None,
                 status,
                 note,
                 handle: Handle::Key { dropin, occ: k },
+            });
+        }
+        if dropin.is_some()
+            && let Some((k, line, column)) = &src.doc.duplicate
+        {
+            findings.push(Finding {
+                path: src.named.clone(),
+                line: *line,
+                column: *column,
+                source: "config-dir",
+                text: format!("{k}: (defined twice)"),
+                sets: None,
+                via: None,
+                status: Status::Refused,
+                note: Some("a drop-in is decoded strictly: a key defined twice makes the kubelet refuse to start".into()),
+                handle: Handle::None,
             });
         }
     }

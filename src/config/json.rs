@@ -1,7 +1,7 @@
 //! A small JSON parser that keeps byte positions of top-level entries and reports errors with
 //! line and column (RFC 8259; no comments or trailing commas, as Go's decoder).
 
-use super::{Entry, KeyOcc, KeyValue, Value};
+use super::{Entry, KeyOcc, KeyValue, Parsed, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
 use std::collections::BTreeMap;
@@ -10,15 +10,17 @@ struct P<'a> {
     f: &'a SourceFile,
     b: &'a [u8],
     i: usize,
+    duplicate: Option<(String, usize, usize)>,
 }
 
 const MAX_DEPTH: usize = 512;
 
-pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
+pub fn parse(f: &SourceFile) -> Result<Parsed> {
     let mut p = P {
         f,
         b: f.text.as_bytes(),
         i: 0,
+        duplicate: None,
     };
     if f.text.starts_with('\u{feff}') {
         p.i = 3;
@@ -30,7 +32,12 @@ pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
     if p.i < p.b.len() {
         return Err(p.err("unexpected data after the top-level value"));
     }
-    Ok((v, entries))
+    Ok(Parsed {
+        value: v,
+        entries,
+        duplicate: p.duplicate,
+        later_documents: Vec::new(),
+    })
 }
 
 impl P<'_> {
@@ -160,6 +167,7 @@ impl P<'_> {
                 entries.push(Entry {
                     key: k.clone(),
                     occ: KeyOcc {
+                        key: k.clone(),
                         value,
                         line,
                         column,
@@ -167,6 +175,10 @@ impl P<'_> {
                         removal,
                     },
                 });
+            }
+            if m.contains_key(&k) && self.duplicate.is_none() {
+                let (line, column) = self.f.line_col(key_start);
+                self.duplicate = Some((k.clone(), line, column));
             }
             m.insert(k, v);
             match next {
@@ -269,6 +281,7 @@ mod tests {
             "/c.json".into(),
             s.into(),
         ))
+        .map(|p| (p.value, p.entries))
     }
 
     #[test]

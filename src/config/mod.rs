@@ -2,8 +2,11 @@
 //!
 //! A document whose first non-blank byte is `{` is JSON (the apimachinery serializer's
 //! RecognizesData); anything else is YAML decoded as YAML 1.1 (sigs.k8s.io/yaml over yaml.v2).
-//! Keys are case-sensitive. Each top-level `makeIPTablesUtilChains` is kept with its byte span
-//! so a fix replaces exactly its value. Drop-ins merge as RFC 7386 JSON merge patches.
+//! Every top-level key that Go's encoding/json would match to the field (case-insensitively) is
+//! kept with its byte span, so a fix replaces exactly its value: `--config` is decoded
+//! case-sensitively (only the exact key counts), but `--config-dir` drop-ins are merged into the
+//! marshalled internal configuration and decoded by encoding/json, where a mis-cased key takes
+//! effect (verdict.rs). Duplicate keys anywhere are recorded: strict decoding refuses them.
 
 pub mod json;
 pub mod yaml;
@@ -46,6 +49,8 @@ pub enum KeyValue {
 /// One occurrence of the key at the top level of a document.
 #[derive(Debug, Clone)]
 pub struct KeyOcc {
+    /// The key as written (`makeIPTablesUtilChains`, or a spelling encoding/json folds to it).
+    pub key: String,
     pub value: KeyValue,
     /// 1-based line and column of the key.
     pub line: usize,
@@ -63,9 +68,54 @@ pub struct KeyOcc {
 pub struct ConfigDoc {
     pub file: FileId,
     pub format: Format,
+    /// Every top-level key encoding/json matches to the field, exact or not, in file order.
     pub occurrences: Vec<KeyOcc>,
-    /// Keys that differ from the real one only in case (the kubelet ignores them).
-    pub near_misses: Vec<(String, usize)>,
+    /// The first key defined twice in one mapping (key, line, column): strict decoding fails.
+    pub duplicate: Option<(String, usize, usize)>,
+    /// Lines of later YAML documents that set the key: only the first document is decoded.
+    pub later_documents: Vec<usize>,
+}
+
+/// What a parser hands back: the decoded first document, its top-level entries, and what
+/// strict decoding would object to.
+pub struct Parsed {
+    pub value: Value,
+    pub entries: Vec<Entry>,
+    pub duplicate: Option<(String, usize, usize)>,
+    pub later_documents: Vec<usize>,
+}
+
+/// The field's Go name: the internal configuration has no json tags, so `json.Marshal` writes
+/// this key (pkg/kubelet/apis/config/types.go).
+pub const GO_FIELD: &str = "MakeIPTablesUtilChains";
+
+/// Whether encoding/json matches JSON key `k` to the field: case-insensitive, with the two
+/// non-ASCII folds Go applies to these letters (U+212A KELVIN SIGN = k, U+017F LONG S = s).
+pub fn folds_to_field(k: &str) -> bool {
+    let fold = |c: char| match c {
+        '\u{212A}' => 'K',
+        '\u{17F}' => 'S',
+        c => c.to_ascii_uppercase(),
+    };
+    k.chars().map(fold).eq(KEY.chars().map(fold))
+}
+
+impl ConfigDoc {
+    /// Occurrences with the exact key: all `--config` decoding sees (it is case-sensitive).
+    pub fn exact(&self) -> impl Iterator<Item = (usize, &KeyOcc)> {
+        self.occurrences
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.key == KEY)
+    }
+
+    /// Mis-cased spellings (ignored in `--config`, effective in a drop-in), with their line.
+    pub fn near_misses(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.occurrences
+            .iter()
+            .filter(|o| o.key != KEY)
+            .map(|o| (o.key.as_str(), o.line))
+    }
 }
 
 pub fn parse(id: FileId, f: &SourceFile) -> Result<(ConfigDoc, Value)> {
@@ -77,8 +127,7 @@ pub fn parse(id: FileId, f: &SourceFile) -> Result<(ConfigDoc, Value)> {
     } else {
         (Format::Yaml, yaml::parse(f)?)
     };
-    let (value, entries) = parsed;
-    if !matches!(value, Value::Map(_)) {
+    if !matches!(parsed.value, Value::Map(_)) {
         return Err(Error::parse(
             &f.path,
             1,
@@ -86,36 +135,26 @@ pub fn parse(id: FileId, f: &SourceFile) -> Result<(ConfigDoc, Value)> {
             "a KubeletConfiguration must be a mapping at the top level",
         ));
     }
-    let mut occurrences = Vec::new();
-    let mut near_misses = Vec::new();
-    for e in entries {
-        if e.key == KEY {
-            occurrences.push(e.occ);
-        } else if e.key.eq_ignore_ascii_case(KEY) {
-            near_misses.push((e.key, e.occ.line));
-        }
-    }
+    let occurrences = parsed
+        .entries
+        .into_iter()
+        .filter(|e| folds_to_field(&e.key))
+        .map(|e| e.occ)
+        .collect();
     let doc = ConfigDoc {
         file: id,
         format,
         occurrences,
-        near_misses,
+        duplicate: parsed.duplicate,
+        later_documents: parsed.later_documents,
     };
-    Ok((doc, value))
+    Ok((doc, parsed.value))
 }
 
 /// A top-level entry with its positions, as both parsers report them.
 pub struct Entry {
     pub key: String,
     pub occ: KeyOcc,
-}
-
-impl ConfigDoc {
-    /// What this document says, if anything: the last occurrence (the decoders keep the last
-    /// duplicate; strict decoding would refuse, so duplicates are reported as ambiguous).
-    pub fn setting(&self) -> Option<&KeyOcc> {
-        self.occurrences.last()
-    }
 }
 
 /// `apiVersion` and `kind`, which every drop-in must carry.
@@ -158,29 +197,31 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
     Value::Map(t)
 }
 
-/// Whether two configurations are equal apart from `makeIPTablesUtilChains`, without copying
-/// either (the planner's proof compares whole merged configurations).
+/// Whether two configurations are equal apart from `makeIPTablesUtilChains` in any spelling,
+/// without copying either (the planner's proof compares whole merged configurations).
 pub fn eq_without_key(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Map(x), Value::Map(y)) => {
-            let rest = |m: &BTreeMap<String, Value>| m.len() - usize::from(m.contains_key(KEY));
+            let rest =
+                |m: &BTreeMap<String, Value>| m.keys().filter(|k| !folds_to_field(k)).count();
             rest(x) == rest(y)
                 && x.iter()
-                    .filter(|(k, _)| *k != KEY)
+                    .filter(|(k, _)| !folds_to_field(k))
                     .all(|(k, v)| y.get(k) == Some(v))
         }
         _ => a == b,
     }
 }
 
-/// The value without `makeIPTablesUtilChains`.
+/// The value without `makeIPTablesUtilChains` in any spelling.
 pub fn without_key(v: &Value) -> Value {
     match v {
-        Value::Map(m) => {
-            let mut m = m.clone();
-            m.remove(KEY);
-            Value::Map(m)
-        }
+        Value::Map(m) => Value::Map(
+            m.iter()
+                .filter(|(k, _)| !folds_to_field(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -212,9 +253,20 @@ mod tests {
     }
 
     #[test]
-    fn case_sensitive_keys() {
+    fn keys_fold_as_encoding_json_does() {
         let d = doc("{\"MakeIPTablesUtilChains\": false}");
-        assert!(d.setting().is_none());
-        assert_eq!(d.near_misses.len(), 1);
+        assert_eq!(d.exact().count(), 0);
+        assert_eq!(d.near_misses().count(), 1);
+        assert!(folds_to_field("makeiptablesutilchains"));
+        assert!(folds_to_field("ma\u{212A}eIPTable\u{17F}UtilChains"));
+        assert!(!folds_to_field("makeIPTablesUtilChain"));
+    }
+
+    #[test]
+    fn duplicates_anywhere_are_recorded() {
+        let d = doc("kind: K\nauthentication:\n  x: 1\n  x: 2\n");
+        assert_eq!(d.duplicate, Some(("x".into(), 4, 3)));
+        let d = doc("{\"kind\": \"K\", \"a\": {\"b\": 1, \"b\": 2}}");
+        assert_eq!(d.duplicate.as_ref().map(|d| d.0.as_str()), Some("b"));
     }
 }

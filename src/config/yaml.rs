@@ -4,9 +4,10 @@
 //! scalar we may edit is measured here from the source text and checked against the parser's
 //! value, so an edit can never land on the wrong bytes. Plain `no`, `off`, `n` are false and
 //! `yes`, `on`, `y` true (yaml.v2's resolve table); a quoted "false" is a string, which the
-//! kubelet refuses to decode into a bool.
+//! kubelet refuses to decode into a bool. Only the first document of a stream is decoded
+//! (yaml.v2's Unmarshal, under sigs.k8s.io/yaml, reads one document and stops).
 
-use super::{Entry, KeyOcc, KeyValue, Value};
+use super::{Entry, KeyOcc, KeyValue, Parsed, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, StrInput, Tag};
@@ -42,38 +43,56 @@ struct Builder<'a> {
     f: &'a SourceFile,
     parser: Parser<'a, StrInput<'a>>,
     anchors: HashMap<usize, Value>,
+    duplicate: Option<(String, usize, usize)>,
 }
 
-pub fn parse(f: &SourceFile) -> Result<(Value, Vec<Entry>)> {
+pub fn parse(f: &SourceFile) -> Result<Parsed> {
     let mut b = Builder {
         f,
         parser: Parser::new_from_str(&f.text),
         anchors: HashMap::new(),
+        duplicate: None,
     };
     let mut entries = Vec::new();
     let mut value = Value::Null;
-    let mut docs = 0;
+    let mut later_documents = Vec::new();
     loop {
         let e = b.next()?;
         match e.ev {
             Event::StreamEnd => break,
-            Event::DocumentStart(_) => {
-                docs += 1;
-                if docs > 1 {
-                    return Err(Error::parse(
-                        &f.path,
-                        e.span.start.line(),
-                        1,
-                        "a second YAML document: the kubelet reads only one KubeletConfiguration per file",
-                    ));
-                }
+            Event::DocumentEnd => {
+                // yaml.v2 stops after the first document: what follows is never decoded (not
+                // even checked), so it is only looked at for a note.
+                let (line, _) = f.line_col(f.offset_of(e.span.end.line(), e.span.end.col()));
+                later_documents = later_key_lines(&f.text, line);
+                break;
             }
             Event::MappingStart(anchor, _) => value = b.mapping(anchor, Some(&mut entries))?,
             Event::Scalar(..) | Event::SequenceStart(..) | Event::Alias(_) => value = b.node(e)?,
             _ => {}
         }
     }
-    Ok((value, entries))
+    Ok(Parsed {
+        value,
+        entries,
+        duplicate: b.duplicate,
+        later_documents,
+    })
+}
+
+/// Lines from `from` on (1-based) that look like a top-level makeIPTablesUtilChains key.
+fn later_key_lines(text: &str, from: usize) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .filter(|(_, l)| {
+            l.trim_start_matches(['{', ' ', '"', '\''])
+                .split([':', '"', '\''])
+                .next()
+                .is_some_and(super::folds_to_field)
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 impl<'a> Builder<'a> {
@@ -160,13 +179,16 @@ impl<'a> Builder<'a> {
             };
             let val = self.node(v)?;
             if let Some(entries) = top.as_deref_mut()
-                && key.eq_ignore_ascii_case(crate::flags::KEY)
+                && super::folds_to_field(&key)
             {
-                let occ = self.occurrence(kl, kc, vstart, is_scalar, raw_expected, &val)?;
+                let occ = self.occurrence(&key, kl, kc, vstart, is_scalar, raw_expected, &val)?;
                 entries.push(Entry {
                     key: key.clone(),
                     occ,
                 });
+            }
+            if m.contains_key(&key) && self.duplicate.is_none() {
+                self.duplicate = Some((key.clone(), kl, kc + 1));
             }
             m.insert(key, val);
         }
@@ -177,12 +199,14 @@ impl<'a> Builder<'a> {
         Ok(val)
     }
 
-    fn is_key(&self, line: usize, col: usize) -> bool {
-        self.f.text[self.f.offset_of(line, col)..].starts_with(crate::flags::KEY)
+    fn is_key(&self, key: &str, line: usize, col: usize) -> bool {
+        self.f.text[self.f.offset_of(line, col)..].starts_with(key)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn occurrence(
         &self,
+        key: &str,
         kl: usize,
         kc: usize,
         vstart: usize,
@@ -210,7 +234,7 @@ impl<'a> Builder<'a> {
             (vstart..vstart, false)
         };
         // Only a value we measured exactly may be edited; otherwise report its position only.
-        if !ok && matches!(value, KeyValue::Bool(false)) && self.is_key(kl, kc) {
+        if !ok && matches!(value, KeyValue::Bool(false)) && self.is_key(key, kl, kc) {
             return Err(Error::parse(
                 &self.f.path,
                 kl,
@@ -219,12 +243,19 @@ impl<'a> Builder<'a> {
             ));
         }
         let line = self.f.line_range(key_off);
-        let rest = &text[span.end..line.end];
+        // The value may sit on a later line than its key: then the entry is not one line.
         let removal = (kc == 0
+            && ok
+            && span.start >= line.start
             && span.end <= line.end
-            && (rest.trim().is_empty() || rest.trim_start().starts_with('#')))
+            && text[span.end..line.end]
+                .trim_start()
+                .trim_end()
+                .strip_prefix('#')
+                .map_or(text[span.end..line.end].trim().is_empty(), |_| true))
         .then_some(line);
         Ok(KeyOcc {
+            key: key.to_string(),
             value,
             line: kl,
             column: kc + 1,
@@ -255,14 +286,14 @@ fn measure(
     }
     let s = i;
     match style {
+        // A one-line plain scalar is its own text (no escapes, no folding), in block and flow
+        // context alike: `{a: 1, makeIPTablesUtilChains: false}` ends at the value's last byte.
         ScalarStyle::Plain => {
-            let line_end = text[s..].find(['\n', '\r']).map_or(text.len(), |n| s + n);
-            let mut e = line_end;
-            if let Some(h) = text[s..line_end].find(" #") {
-                e = s + h;
-            }
-            let e = s + text[s..e].trim_end().len();
-            (s..e, &text[s..e] == expect)
+            let ok = !expect.is_empty()
+                && text.get(s..).is_some_and(|t| t.starts_with(expect))
+                && !expect.contains(['\n', '\r']);
+            let e = if ok { s + expect.len() } else { s };
+            (s..e, ok)
         }
         ScalarStyle::DoubleQuoted | ScalarStyle::SingleQuoted => {
             let q = b.get(s).copied().unwrap_or(0);
@@ -343,6 +374,37 @@ mod tests {
             "/c.yaml".into(),
             s.into(),
         ))
+        .map(|p| (p.value, p.entries))
+    }
+
+    #[test]
+    fn flow_mapping_values_are_measured_exactly() {
+        let s = "{kind: K, makeIPTablesUtilChains: false, port: 1}\n";
+        let (_, e) = p(s).unwrap();
+        assert_eq!(&s[e[0].occ.value_span.clone()], "false");
+        assert!(e[0].occ.removal.is_none());
+    }
+
+    #[test]
+    fn only_the_first_document_is_decoded() {
+        let s = "kind: K\nmakeIPTablesUtilChains: true\n---\nmakeIPTablesUtilChains: false\n: [\n";
+        let f = SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s.into());
+        let parsed = parse(&f).unwrap();
+        assert_eq!(parsed.entries.len(), 1);
+        assert_eq!(parsed.later_documents, vec![4]);
+    }
+
+    #[test]
+    fn value_on_the_next_line_or_block_scalar_does_not_panic() {
+        for s in [
+            "makeIPTablesUtilChains:\n  false\n",
+            "makeIPTablesUtilChains: |\n  false\n",
+            "? makeIPTablesUtilChains\n: false\n",
+            "makeIPTablesUtilChains: # c\n  false\n",
+            "a: \"é\"\rmakeIPTablesUtilChains: 'x'\r",
+        ] {
+            let _ = p(s);
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! literal; inside double quotes a backslash escapes `"`, `\`, `` ` `` and `$` (others stay);
 //! outside quotes a backslash takes the next character literally and backslash-newline continues
 //! the value. No `$VAR` expansion happens (load_env_file, unlike merge_env_file, never expands).
+//! A `#` inside a value is kept with what follows (comments exist only at the start of a line),
+//! and the file ends at its first NUL byte (parse_env_file_internal walks a C string).
 
 use crate::text::{FileId, Loc, SourceFile, Traced};
 
@@ -58,7 +60,8 @@ pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
         key.clear();
         *value = Traced::default();
     };
-    let chars: Vec<(usize, char)> = file.text.char_indices().collect();
+    let text = file.text.split('\0').next().unwrap_or("");
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut prev_backslash_at: usize = 0;
     for &(i, c) in &chars {
         let nl = c == '\n' || c == '\r';
@@ -224,6 +227,13 @@ mod tests {
         assert_eq!(v[3], ("D".into(), "onetwo".into(), 6));
         assert_eq!(v[4], ("F".into(), "".into(), 10));
         assert_eq!(v.len(), 5);
+    }
+
+    #[test]
+    fn inline_hash_is_kept_and_nul_ends_the_file() {
+        let v = p("A=--v=2 # not a comment\nB=1\0C=2\n");
+        assert_eq!(v[0].1, "--v=2 # not a comment");
+        assert_eq!(v.len(), 2);
     }
 
     #[test]

@@ -102,6 +102,16 @@ impl Service {
             for ig in parsed.ignored {
                 warnings.push(format!("{}:{}: {}", p, ig.line, ig.reason));
             }
+            if let Some(e) = parsed.stopped {
+                // load-fragment.c: the fragment's parse error fails the unit; a drop-in's is
+                // ignored by unit_load_dropin(), keeping what was read before it.
+                if unit_files.len() == 1 {
+                    return Err(e);
+                }
+                warnings.push(format!(
+                    "{e}; systemd stops reading this drop-in there and ignores the rest of it"
+                ));
+            }
             dirs.extend(
                 parsed
                     .directives
@@ -116,6 +126,7 @@ impl Service {
         let mut env_files: Vec<EnvFileRef> = Vec::new();
         let mut working_dir = None;
         let mut service_type = String::from("simple");
+        let mut unset: Vec<(String, FileId, usize)> = Vec::new();
         for d in &dirs {
             let path = &files.get(d.file).path;
             match d.key.as_str() {
@@ -176,6 +187,24 @@ impl Service {
                         unit_file: d.file,
                     });
                 }
+                "UnsetEnvironment" if d.value.is_empty() => unset.clear(),
+                "UnsetEnvironment" => {
+                    let ws = words::split(&d.value, words::EXEC).map_err(|(m, at)| {
+                        at_error(files, d, at, format!("UnsetEnvironment=: {m}"))
+                    })?;
+                    for w in ws {
+                        let w = expand_percent(&w.value, &layout.name).text;
+                        let name = w.split('=').next().unwrap_or("");
+                        if envfile::valid_name(name) {
+                            unset.push((w, d.file, d.line));
+                        } else {
+                            warnings.push(format!(
+                                "{path}:{}: invalid UnsetEnvironment= entry '{w}', systemd ignores it",
+                                d.line
+                            ));
+                        }
+                    }
+                }
                 "WorkingDirectory" => {
                     let v = d.value.text.trim().trim_start_matches('-');
                     working_dir = (!v.is_empty() && v != "~").then(|| v.to_string());
@@ -209,48 +238,82 @@ impl Service {
             }
         };
 
-        // Environment files override Environment=, and each other, in order.
-        for ef in &mut env_files {
+        // Environment files override Environment=, and each other, in order
+        // (exec_context_load_environment: each entry is a glob, its matches read sorted).
+        let mut loaded: Vec<EnvFileRef> = Vec::new();
+        for ef in env_files {
+            let unit_path = files.get(ef.unit_file).path.clone();
             if !ef.path.starts_with('/') {
+                if ef.optional {
+                    warnings.push(format!(
+                        "{unit_path}:{}: EnvironmentFile=-{} is not an absolute path: systemd ignores it",
+                        ef.line, ef.path
+                    ));
+                    continue;
+                }
                 return Err(Error::parse(
-                    &files.get(ef.unit_file).path,
+                    &unit_path,
                     ef.line,
                     1,
-                    format!("EnvironmentFile={} is not an absolute path", ef.path),
+                    format!(
+                        "EnvironmentFile={} is not an absolute path: systemd fails to start the unit",
+                        ef.path
+                    ),
                 ));
             }
-            match read_into(fs, files, &ef.path)? {
-                Some(id) => {
-                    ef.file = Some(id);
-                    for a in envfile::parse(id, files.get(id)) {
-                        env.push(EnvEntry {
-                            name: a.name,
-                            value: a.value,
-                            origin: EnvOrigin::File {
-                                file: id,
-                                line: a.line,
-                            },
-                            inert: None,
-                        });
-                    }
+            let matches = glob(fs, &ef.path)?;
+            if matches.is_empty() {
+                if ef.optional {
+                    loaded.push(ef);
+                    continue;
                 }
-                None if ef.optional => {}
-                None => {
-                    return Err(Error::io(
-                        ef.path.clone(),
-                        std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            format!(
-                                "No such file (EnvironmentFile= without '-' at {}:{}: systemd will fail to start the unit)",
-                                files.get(ef.unit_file).path,
-                                ef.line
-                            ),
+                return Err(Error::io(
+                    ef.path.clone(),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "No such file (EnvironmentFile= without '-' at {unit_path}:{}: systemd will fail to start the unit)",
+                            ef.line
                         ),
-                    ));
+                    ),
+                ));
+            }
+            for path in matches {
+                let id = read_into(fs, files, &path)?;
+                for a in id.iter().flat_map(|&id| envfile::parse(id, files.get(id))) {
+                    env.push(EnvEntry {
+                        name: a.name,
+                        value: a.value,
+                        origin: EnvOrigin::File {
+                            file: id.unwrap(),
+                            line: a.line,
+                        },
+                        inert: None,
+                    });
+                }
+                loaded.push(EnvFileRef {
+                    path,
+                    file: id,
+                    ..ef.clone()
+                });
+            }
+        }
+        let env_files = loaded;
+        mark_overridden(&mut env, files);
+        // UnsetEnvironment= applies last (exec_child: strv_env_delete after the merge): NAME
+        // removes the variable, NAME=VALUE only that exact assignment.
+        for (pattern, file, line) in &unset {
+            let at = format!("{}:{line}", files.get(*file).path);
+            for e in env.iter_mut().filter(|e| e.inert.is_none()) {
+                let hit = match pattern.split_once('=') {
+                    Some((n, v)) => e.name == n && e.value.text == v,
+                    None => e.name == *pattern,
+                };
+                if hit {
+                    e.inert = Some(format!("removed by UnsetEnvironment={pattern} at {at}"));
                 }
             }
         }
-        mark_overridden(&mut env, files);
 
         let argv = expand(files, &exec, &env, &layout.name)?;
         Ok(Service {
@@ -368,6 +431,8 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
         .find(|c: char| !matches!(c, '@' | '-' | ':' | '+' | '!'))
         .unwrap_or(v.text.len());
     let at_prefix = v.text[..skip].contains('@');
+    // ':' turns environment variable substitution off: `$VAR` reaches the process as it is.
+    let no_subst = v.text[..skip].contains(':');
     let body = v.slice(skip..v.text.len());
     let ws: Vec<Word> = words::split(&body, words::EXEC)
         .map_err(|(m, at)| at_error(files, exec, at + skip, format!("ExecStart=: {m}")))?;
@@ -383,6 +448,16 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
         }
         let value = expand_percent(&w.value, unit);
         let t = &value.text;
+        if no_subst {
+            argv.push(Arg {
+                value,
+                var: None,
+                container: body.clone(),
+                raw: w.raw,
+                removable: true,
+            });
+            continue;
+        }
         if let Some(name) = t.strip_prefix('$')
             && !name.starts_with('{')
             && !name.starts_with('$')
@@ -451,6 +526,97 @@ fn replace_braced(w: &Traced, env: &[EnvEntry]) -> (Traced, Option<String>) {
     (out, var)
 }
 
+/// glob(3) as systemd calls it (flags 0): every match of `pattern`, sorted; a component
+/// without `*`, `?` or `[` must exist as named. `*` and `?` do not match a leading dot.
+fn glob(fs: &NodeFs, pattern: &str) -> Result<Vec<String>> {
+    let mut paths = vec![String::new()];
+    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let mut next = Vec::new();
+        for base in &paths {
+            if !comp.contains(['*', '?', '[']) {
+                let p = format!("{base}/{}", unescape_glob(comp));
+                if (last && fs.exists(&p)) || (!last && fs.is_dir(&p)) {
+                    next.push(p);
+                }
+                continue;
+            }
+            let dir = if base.is_empty() { "/" } else { base.as_str() };
+            for e in fs.read_dir(dir)? {
+                if fnmatch(comp.as_bytes(), e.name.as_bytes()) {
+                    let p = format!("{base}/{}", e.name);
+                    if last || fs.is_dir(&p) {
+                        next.push(p);
+                    }
+                }
+            }
+        }
+        paths = next;
+    }
+    if comps.is_empty() {
+        return Ok(Vec::new());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn unescape_glob(s: &str) -> String {
+    let mut out = String::new();
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        out.push(if c == '\\' {
+            it.next().unwrap_or('\\')
+        } else {
+            c
+        });
+    }
+    out
+}
+
+/// fnmatch(3) for one path component, with glob's rule that a leading dot is matched only
+/// literally.
+fn fnmatch(p: &[u8], n: &[u8]) -> bool {
+    if n.first() == Some(&b'.') && p.first() != Some(&b'.') {
+        return false;
+    }
+    fn m(p: &[u8], n: &[u8]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|k| m(&p[1..], &n[k..])),
+            Some(b'?') => !n.is_empty() && m(&p[1..], &n[1..]),
+            Some(b'[') => {
+                let Some(c) = n.first() else { return false };
+                let mut i = 1;
+                let neg = matches!(p.get(i), Some(b'!' | b'^'));
+                if neg {
+                    i += 1;
+                }
+                let mut hit = false;
+                let mut first = true;
+                while i < p.len() && (first || p[i] != b']') {
+                    first = false;
+                    if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+                        hit |= p[i] <= *c && *c <= p[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= p[i] == *c;
+                        i += 1;
+                    }
+                }
+                if i >= p.len() {
+                    // No closing bracket: '[' is literal.
+                    return *c == b'[' && m(&p[1..], &n[1..]);
+                }
+                hit != neg && m(&p[i + 1..], &n[1..])
+            }
+            Some(b'\\') if p.len() > 1 => n.first() == Some(&p[1]) && m(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && m(&p[1..], &n[1..]),
+        }
+    }
+    m(p, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +677,36 @@ mod tests {
                 .unwrap()
                 .contains("EnvironmentFile= values win")
         );
+    }
+
+    #[test]
+    fn fnmatch_like_glob() {
+        assert!(fnmatch(b"*.env", b"a.env"));
+        assert!(!fnmatch(b"*.env", b".a.env"));
+        assert!(fnmatch(b"[0-9][!a]?", b"1bc"));
+        assert!(!fnmatch(b"[0-9][!a]?", b"1ac"));
+        assert!(fnmatch(b"a\\*", b"a*"));
+    }
+
+    #[test]
+    fn env_file_globs_unset_environment_and_colon_prefix() {
+        let t = node(&[
+            (
+                "/etc/systemd/system/kubelet.service",
+                "[Service]\nEnvironment=A=--v=1 B=--v=2 C=keep\nEnvironmentFile=-/etc/kubelet.d/*.env\nUnsetEnvironment=B C=other\nExecStart=/usr/bin/kubelet $A $B $C\n",
+            ),
+            ("/etc/kubelet.d/20.env", "A=--v=20\n"),
+            ("/etc/kubelet.d/10.env", "A=--v=10\n"),
+            ("/etc/kubelet.d/.hidden.env", "A=--v=99\n"),
+        ]);
+        let (a, s) = argv(&t);
+        assert_eq!(a, vec!["/usr/bin/kubelet", "--v=20", "keep"]);
+        assert_eq!(s.env_files.len(), 2);
+        let t = node(&[(
+            "/etc/systemd/system/kubelet.service",
+            "[Service]\nEnvironment=A=--v=1\nExecStart=:/usr/bin/kubelet $A ${A} $$A\n",
+        )]);
+        assert_eq!(argv(&t).0, vec!["/usr/bin/kubelet", "$A", "${A}", "$$A"]);
     }
 
     #[test]

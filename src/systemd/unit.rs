@@ -1,9 +1,13 @@
 //! Parse a unit file or drop-in into `Key=Value` directives that remember their bytes.
 //!
-//! Follows systemd 252's conf-parser: `#`/`;` start a comment only at the start of a line
-//! (after blanks); a line ending in an odd number of backslashes continues on the next one, the
-//! backslash becoming a space, and comment lines inside a continuation are skipped; whitespace
-//! around `=` is dropped; a malformed section header makes systemd refuse the file.
+//! Follows systemd 252's conf-parser: lines end as `read_line_full()` ends them (`\n`, `\r`,
+//! `\r\n` or `\n\r` as one end, and a NUL), and the first UTF-8 byte-order mark at the start of a
+//! line is dropped; `#`/`;` start a comment only at the start of a line (after blanks); a line
+//! ending in an odd number of backslashes continues on the next one, the backslash becoming a
+//! space, and comment lines inside a continuation are skipped; whitespace around `=` is dropped.
+//! A malformed section header stops `config_parse()`: for the fragment the unit fails to load,
+//! but `unit_load_dropin()` ignores a drop-in's error, so the drop-in's lines before it apply and
+//! the rest is dropped ([`Parsed::stopped`]).
 
 use crate::error::{Error, Result};
 use crate::text::{FileId, SourceFile, Traced};
@@ -32,6 +36,35 @@ pub struct Ignored {
 pub struct Parsed {
     pub directives: Vec<Directive>,
     pub ignored: Vec<Ignored>,
+    /// Where systemd stopped reading the file, and why (the directives before it stand).
+    pub stopped: Option<Error>,
+}
+
+/// The lines of a file as systemd's `read_line_full()` splits them: (start, end of content,
+/// start of the next line). A NUL ends a line by itself; otherwise a run of end-of-line bytes
+/// where `\n` and `\r` each appear at most once is one line end.
+pub fn lines(text: &str) -> Vec<(usize, usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && !matches!(b[i], b'\n' | b'\r' | 0) {
+            i += 1;
+        }
+        let end = i;
+        if i < b.len() && b[i] == 0 {
+            i += 1;
+        } else if i < b.len() {
+            let first = b[i];
+            i += 1;
+            if i < b.len() && matches!(b[i], b'\n' | b'\r') && b[i] != first {
+                i += 1;
+            }
+        }
+        out.push((start, end, i));
+    }
+    out
 }
 
 pub fn parse(id: FileId, file: &SourceFile) -> Result<Parsed> {
@@ -42,26 +75,26 @@ pub fn parse(id: FileId, file: &SourceFile) -> Result<Parsed> {
     let mut logical_line = 0;
     let mut logical_start = 0;
     let mut in_continuation = false;
+    let mut bom_seen = false;
     let text = &file.text;
-    let mut offset = 0;
-    let mut lineno = 0;
-    while offset < text.len() {
-        lineno += 1;
-        let nl = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-        let next = (nl + 1).min(text.len());
-        let mut line = &text[offset..nl];
-        if let Some(s) = line.strip_suffix('\r') {
-            line = s;
+    let all = lines(text);
+    for (n, &(start, end, next)) in all.iter().enumerate() {
+        let lineno = n + 1;
+        let mut offset = start;
+        let mut line = &text[start..end];
+        if !bom_seen && let Some(rest) = line.strip_prefix('\u{feff}') {
+            bom_seen = true;
+            offset += '\u{feff}'.len_utf8();
+            line = rest;
         }
         let trimmed = line.trim_start();
         if in_continuation && (trimmed.starts_with('#') || trimmed.starts_with(';')) {
-            offset = next;
             continue;
         }
         if !in_continuation {
             logical = Traced::default();
             logical_line = lineno;
-            logical_start = offset;
+            logical_start = start;
         }
         let trailing = line.len() - line.trim_end_matches('\\').len();
         let continues = trailing % 2 == 1;
@@ -71,31 +104,33 @@ pub fn parse(id: FileId, file: &SourceFile) -> Result<Parsed> {
             line
         };
         logical.append(&Traced::from_file(id, offset, body));
-        if continues {
+        if continues && n + 1 < all.len() {
             logical.push(' ', None);
             in_continuation = true;
-            offset = next;
-            if offset < text.len() {
-                continue;
-            }
+            continue;
         }
         in_continuation = false;
-        let end = next;
-        offset = next;
-        handle_logical(
+        if let Err(e) = handle_logical(
             id,
             file,
             &logical,
             logical_line,
-            (logical_start, end),
+            (logical_start, next),
             &mut section,
             &mut directives,
             &mut ignored,
-        )?;
+        ) {
+            return Ok(Parsed {
+                directives,
+                ignored,
+                stopped: Some(e),
+            });
+        }
     }
     Ok(Parsed {
         directives,
         ignored,
+        stopped: None,
     })
 }
 
@@ -111,8 +146,10 @@ fn handle_logical(
     ignored: &mut Vec<Ignored>,
 ) -> Result<()> {
     let t = &logical.text;
-    let lead = t.len() - t.trim_start().len();
-    let body = t.trim();
+    // systemd's WHITESPACE is " \t\n\r", not Unicode's.
+    let ws: &[char] = &[' ', '\t', '\n', '\r'];
+    let lead = t.len() - t.trim_start_matches(ws).len();
+    let body = t.trim_matches(ws);
     if body.is_empty() || body.starts_with('#') || body.starts_with(';') {
         return Ok(());
     }
@@ -142,10 +179,10 @@ fn handle_logical(
         });
         return Ok(());
     }
-    let key = t[..eq].trim().to_string();
+    let key = t[..eq].trim_matches(ws).to_string();
     let rest = &t[eq + 1..];
-    let vstart = eq + 1 + (rest.len() - rest.trim_start().len());
-    let vend = eq + 1 + rest.trim_end().len();
+    let vstart = eq + 1 + (rest.len() - rest.trim_start_matches(ws).len());
+    let vend = eq + 1 + rest.trim_end_matches(ws).len();
     let value = logical.slice(vstart..vend.max(vstart));
     let _ = file;
     directives.push(Directive {
@@ -193,10 +230,24 @@ mod tests {
     }
 
     #[test]
-    fn bad_section_header_is_an_error() {
-        let f = SourceFile::new("/u".into(), "/u".into(), "[Service\nA=1\n".into());
-        let e = parse(0, &f).err().unwrap().to_string();
-        assert!(e.starts_with("/u:1:1: invalid section header"), "{e}");
+    fn bad_section_header_stops_the_file() {
+        let f = SourceFile::new(
+            "/u".into(),
+            "/u".into(),
+            "[Service]\nA=1\n[Service\nB=1\n".into(),
+        );
+        let p = parse(0, &f).unwrap();
+        assert_eq!(p.directives.len(), 1);
+        let e = p.stopped.unwrap().to_string();
+        assert!(e.starts_with("/u:3:1: invalid section header"), "{e}");
+    }
+
+    #[test]
+    fn lone_cr_nul_and_bom_end_lines_as_systemd_does() {
+        let d = p("\u{feff}[Service]\rA=1\0B=2\n\rC=3\r\n\r\nD=4");
+        let keys: Vec<(&str, usize)> = d.iter().map(|x| (x.1.as_str(), x.3)).collect();
+        assert_eq!(keys, vec![("A", 2), ("B", 3), ("C", 4), ("D", 6)]);
+        assert_eq!(d[0].2, "1");
     }
 
     #[test]

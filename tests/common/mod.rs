@@ -77,4 +77,5 @@ pub fn carries_setting(line: &str) -> bool {
         || line.contains("makeIPTablesUtilChains")
 }
 
+pub mod kubelet_go;
 pub mod sandbox;

@@ -76,10 +76,49 @@ impl Sandbox {
     /// Boot `node` (a tree under testdata/nodes) with the stand-in kubelet at `kubelet_path`.
     /// `sandbox_dropin` goes into `<unit>.d/zz-sandbox.conf` after `DefaultDependencies=no`;
     /// `extra` are more files (path, content) such as dummy units the node's unit requires.
+    /// Returns once the unit is active and the stand-in has published its configz.
     pub fn boot(
         node: &Path,
         unit: &str,
         kubelet_path: &str,
+        sandbox_dropin: &str,
+        extra: &[(&str, &str)],
+    ) -> Sandbox {
+        let sb = Sandbox::start(
+            node,
+            unit,
+            &stand_in(),
+            &[kubelet_path],
+            sandbox_dropin,
+            extra,
+        );
+        // Wait (poll) until the kubelet is up.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(sd) = Systemd::connect(&[(sb.bus(), false)])
+                && sd
+                    .state(unit)
+                    .is_ok_and(|s| s.active_state == "active" && s.main_pid != 0)
+                && sb.configz().is_some()
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sandboxed {unit} did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sb
+    }
+
+    /// Boot `node` with `binary` copied to each of `exec_paths`, and return as soon as systemd
+    /// answers on the node's bus (whether the unit starts is the caller's question).
+    pub fn start(
+        node: &Path,
+        unit: &str,
+        binary: &Path,
+        exec_paths: &[&str],
         sandbox_dropin: &str,
         extra: &[(&str, &str)],
     ) -> Sandbox {
@@ -101,9 +140,17 @@ impl Sandbox {
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
             std::fs::write(f, body).unwrap();
         }
-        let k = src.join(kubelet_path.trim_start_matches('/'));
-        std::fs::create_dir_all(k.parent().unwrap()).unwrap();
-        std::fs::copy(stand_in(), &k).unwrap();
+        for p in exec_paths {
+            // The sandbox's /bin, /sbin and /lib are links into /usr (merged-usr).
+            let p = ["/bin/", "/sbin/", "/lib/"]
+                .iter()
+                .find_map(|d| p.strip_prefix(d).map(|rest| format!("/usr{d}{rest}")))
+                .unwrap_or_else(|| p.to_string());
+            let k = src.join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(k.parent().unwrap()).unwrap();
+            let _ = std::fs::remove_file(&k);
+            std::fs::copy(binary, &k).unwrap();
+        }
         let root_dir = dir.path().join("root");
         std::fs::create_dir_all(&root_dir).unwrap();
         let boot = super::repo().join("tests/sandbox/boot.sh");
@@ -141,20 +188,11 @@ impl Sandbox {
             unit: unit.into(),
             _dir: dir,
         };
-        // Wait (poll) until systemd answers on the node's bus and the kubelet is up.
         let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(sd) = Systemd::connect(&[(sb.bus(), false)])
-                && sd
-                    .state(unit)
-                    .is_ok_and(|s| s.active_state == "active" && s.main_pid != 0)
-                && sb.configz().is_some()
-            {
-                break;
-            }
+        while Systemd::connect(&[(sb.bus(), false)]).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "the sandboxed {unit} did not come up"
+                "the sandboxed systemd did not answer on its bus"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,0 +1,122 @@
+//! The Go stand-in kubelet (tests/kubelet-stand-in): built once per source change with Debian's
+//! Go 1.19 and the kubelet's own parsing libraries, then asked for its verdict.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GO: &str = "/usr/lib/go-1.19/bin/go";
+const LIBS: &[&str] = &[
+    "github.com/spf13/pflag",
+    "sigs.k8s.io/yaml",
+    "sigs.k8s.io/json",
+    "github.com/evanphx/json-patch",
+];
+
+/// Why the Go stand-in cannot be built here, if it cannot.
+pub fn unavailable() -> Option<String> {
+    if !Path::new(GO).exists() {
+        return Some(format!("{GO} is missing (apt-get install golang-1.19-go)"));
+    }
+    for l in LIBS {
+        if !Path::new("/usr/share/gocode/src").join(l).is_dir() {
+            return Some(format!(
+                "/usr/share/gocode/src/{l} is missing (its -dev package)"
+            ));
+        }
+    }
+    None
+}
+
+/// Skip a test outside CI when Go is missing; in CI it must run.
+pub fn skip() -> bool {
+    match unavailable() {
+        Some(why) if std::env::var_os("CI").is_none() => {
+            println!("skipped: {why}");
+            true
+        }
+        Some(why) => panic!("CI must run the Go stand-in tests: {why}"),
+        None => false,
+    }
+}
+
+/// The binary, rebuilt when main.go or the flag list is newer. Built in a private directory and
+/// renamed into place, so test binaries building at once never see half a file.
+pub fn binary() -> PathBuf {
+    let repo = super::repo();
+    let src = repo.join("tests/kubelet-stand-in/main.go");
+    let flags = repo.join("src/kubelet_flags.txt");
+    let out_dir = Path::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .parent()
+        .unwrap()
+        .join("go-stand-in");
+    let bin = out_dir.join("kubelet");
+    let newest = [&src, &flags]
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .max()
+        .unwrap();
+    if std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= newest)
+    {
+        return bin;
+    }
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let work = tempfile::tempdir_in(&out_dir).unwrap();
+    std::fs::copy(&src, work.path().join("main.go")).unwrap();
+    std::fs::copy(&flags, work.path().join("flags.txt")).unwrap();
+    let built = work.path().join("kubelet");
+    let o = Command::new(GO)
+        .args(["build", "-o"])
+        .arg(&built)
+        .arg(".")
+        .current_dir(work.path())
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOFLAGS", "")
+        .env("CGO_ENABLED", "0")
+        .env(
+            "GOCACHE",
+            std::env::var("GOCACHE")
+                .unwrap_or_else(|_| out_dir.join("cache").display().to_string()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "go build failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::rename(&built, &bin).unwrap();
+    bin
+}
+
+/// What the stand-in concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    Value(bool),
+    Refused(String),
+}
+
+/// Run the stand-in as `argv` (argv[0] included) chrooted into `root`, in working directory
+/// `cwd`.
+pub fn judge(bin: &Path, root: &Path, cwd: &str, argv: &[String]) -> Judged {
+    let o = Command::new(bin)
+        .arg0(&argv[0])
+        .args(&argv[1..])
+        .env("STAND_IN_ROOT", root)
+        .env("STAND_IN_CWD", cwd)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "stand-in failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    match v["value"].as_bool() {
+        Some(b) => Judged::Value(b),
+        None => Judged::Refused(v["refused"].as_str().unwrap_or("").to_string()),
+    }
+}

@@ -1,0 +1,88 @@
+//! The planner against the kubelet's own libraries: for every node tree under testdata/nodes,
+//! the kubelet argv the planner computes is handed to the Go stand-in (tests/kubelet-stand-in,
+//! built on pflag, sigs.k8s.io/yaml, sigs.k8s.io/json and json-patch as the kubelet is), chrooted
+//! into the tree, and its verdict (value or refusal) must equal the planner's.
+
+mod common;
+use common::kubelet_go::{self, Judged};
+use common::*;
+use kubelet_remediate::evidence::{self, Options};
+use kubelet_remediate::root::NodeFs;
+use kubelet_remediate::systemd::{exec::Service, lookup};
+use kubelet_remediate::text::Files;
+use kubelet_remediate::verdict::{self, Outcome};
+use std::path::Path;
+
+/// The planner's verdict on a tree, or `None` when systemd itself would not start the unit (the
+/// sandbox differential test covers that part).
+fn planner(root: &Path) -> Option<(Judged, Vec<String>, String)> {
+    let fs = NodeFs::new(root);
+    let opts = Options {
+        unit: None,
+        offline: true,
+    };
+    match evidence::gather(&fs, &opts) {
+        Ok(ev) => {
+            let j = match verdict::judge(&ev).outcome {
+                Outcome::Value(b, _) => Judged::Value(b),
+                Outcome::Refused(why) => Judged::Refused(why),
+            };
+            let cwd = ev.service.working_dir.clone().unwrap_or_else(|| "/".into());
+            Some((j, ev.argv_text(), cwd))
+        }
+        Err(e) => {
+            // A unit systemd loads but a kubelet config that fails: the kubelet refuses.
+            let unit = kubelet_remediate::platform::detect_unit(&fs).ok()?;
+            let layout = lookup::find(&fs, &unit).ok()?;
+            let service = Service::load(&fs, &mut Files::default(), layout).ok()?;
+            let argv = service.argv.iter().map(|a| a.value.text.clone()).collect();
+            let cwd = service.working_dir.unwrap_or_else(|| "/".into());
+            Some((Judged::Refused(e.to_string()), argv, cwd))
+        }
+    }
+}
+
+fn same(a: &Judged, b: &Judged) -> bool {
+    matches!((a, b), (Judged::Value(x), Judged::Value(y)) if x == y)
+        || matches!((a, b), (Judged::Refused(_), Judged::Refused(_)))
+}
+
+#[test]
+fn every_tree_gets_the_kubelets_own_verdict() {
+    if kubelet_go::skip() {
+        return;
+    }
+    let bin = kubelet_go::binary();
+    let mut cases: Vec<_> = std::fs::read_dir(repo().join("testdata/nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    let mut compared = 0;
+    let mut disagreements = Vec::new();
+    for root in &cases {
+        let name = root.file_name().unwrap().to_string_lossy();
+        let Some((ours, argv, cwd)) = planner(root) else {
+            continue;
+        };
+        let mut kubelet_argv = argv.clone();
+        // k3s and RKE2 run the kubelet in-process: the planner's argv is the one k3s builds.
+        if !kubelet_argv[0].ends_with("kubelet") && !kubelet_argv[0].ends_with("kubenswrapper") {
+            kubelet_argv[0] = "kubelet".into();
+        }
+        let theirs = kubelet_go::judge(&bin, root, &cwd, &kubelet_argv);
+        compared += 1;
+        if !same(&ours, &theirs) {
+            disagreements.push(format!(
+                "{name}: planner {ours:?}, kubelet libraries {theirs:?}\n  argv {argv:?}"
+            ));
+        }
+    }
+    assert!(compared >= 30, "only {compared} trees compared");
+    assert!(
+        disagreements.is_empty(),
+        "{} of {compared} trees disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
