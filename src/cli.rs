@@ -20,12 +20,22 @@ use std::time::Duration;
 #[command(
     name = "kubelet-remediate",
     version,
-    about = "Find and fix what keeps the kubelet's makeIPTablesUtilChains from being true (CIS 4.2.7 / 4.2.6 / 3.2.6)"
+    about = "Find and fix what keeps the kubelet's makeIPTablesUtilChains from being true (CIS 4.2.7 / 4.2.6 / 3.2.6)",
+    after_help = EXIT_STATUS
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The exit statuses, shown under `--help` (and in the README).
+pub const EXIT_STATUS: &str = "Exit status:
+  0   compliant (nothing to change, or fixed and verified)
+  1   error or refusal: unreadable or malformed input, settings the kubelet would refuse to
+      start with (one line on stderr names file:line:column), a failed and rolled-back apply
+  2   not compliant: changes proposed (plan), or a restart still needed
+  3   the platform manages these files (OpenShift, Bottlerocket): apply the advice
+  64  command-line usage error";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -227,6 +237,9 @@ pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
         Output::Json => print!("{}", report.to_json()),
         Output::Text => print!("{}", report.to_text(color(&a.out))),
     }
+    if let Some(line) = report.refusal_line() {
+        eprintln!("kubelet-remediate: {line}");
+    }
     Ok(report.exit_code())
 }
 
@@ -277,10 +290,17 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         }
         return Ok(3);
     }
-    if let Some(why) = &report.refused {
-        bail!(
-            "the kubelet would refuse its current settings, so nothing is applied automatically: {why}"
+    if let Some(line) = report.refusal_line() {
+        // The report still goes to stdout (JSON stays machine-readable); one line on stderr.
+        if json {
+            print!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text(color(&a.out)));
+        }
+        eprintln!(
+            "kubelet-remediate: {line}; nothing is applied automatically, nothing was changed"
         );
+        return Ok(1);
     }
 
     // What to write: the fresh plan, or exactly the saved one.
@@ -663,12 +683,27 @@ pub fn run_verify(a: &VerifyArgs) -> anyhow::Result<i32> {
         match pid {
             Some(pid) => {
                 let source = format!("the running kubelet (pid {pid})");
-                let (value, detail) = match restart::process_value(&fs, pid) {
-                    Ok(v) => (
-                        Some(v),
-                        "its command line and the files it names".to_string(),
-                    ),
-                    Err(why) => (None, why),
+                let changed = evidence::running_at(&fs, &mut Default::default(), pid, false)
+                    .ok()
+                    .flatten()
+                    .map(|r| r.changed_since_start)
+                    .unwrap_or_default();
+                let (value, detail) = if !changed.is_empty() {
+                    (
+                        None,
+                        format!(
+                            "{} changed since it started, so what it loaded cannot be read from disk (--configz reads it from the kubelet)",
+                            changed.join(", ")
+                        ),
+                    )
+                } else {
+                    match restart::process_value(&fs, pid) {
+                        Ok(v) => (
+                            Some(v),
+                            "its command line and the files it names".to_string(),
+                        ),
+                        Err(why) => (None, why),
+                    }
                 };
                 checks.push(Check {
                     source,
@@ -708,14 +743,32 @@ pub fn run_verify(a: &VerifyArgs) -> anyhow::Result<i32> {
             },
         });
     }
+    if !ev.platform.kubelet_in_process() {
+        // The files are what the next restart runs: a process that says true while they say
+        // false (say, after a rollback without a restart) is not a compliant node.
+        let (value, detail) = match verdict::judge(&ev).outcome {
+            Outcome::Value(v, _) => (
+                Some(v),
+                format!("{unit}, its drop-ins, environment files and configs as they are now"),
+            ),
+            Outcome::Refused(why) => (None, format!("the kubelet would refuse to start: {why}")),
+        };
+        checks.push(Check {
+            source: "the files on disk (what the next restart runs)".into(),
+            value,
+            detail,
+        });
+    }
+    // A definite false anywhere is "not compliant" even if another source could not be read.
     let failed = checks.iter().any(|c| c.value.is_none());
-    let compliant = !failed && checks.iter().all(|c| c.value == Some(true));
-    let code = if failed {
-        1
-    } else if compliant {
-        0
-    } else {
+    let says_false = checks.iter().any(|c| c.value == Some(false));
+    let compliant = !failed && !says_false;
+    let code = if says_false {
         2
+    } else if failed {
+        1
+    } else {
+        0
     };
     if a.output == Output::Json {
         let out =
@@ -730,7 +783,7 @@ pub fn run_verify(a: &VerifyArgs) -> anyhow::Result<i32> {
             "{}",
             match code {
                 0 => "verified: makeIPTablesUtilChains is true",
-                2 => "NOT COMPLIANT: makeIPTablesUtilChains is false",
+                2 => "NOT COMPLIANT: makeIPTablesUtilChains is false in at least one source",
                 _ => "could not verify",
             }
         );

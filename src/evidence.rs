@@ -125,7 +125,8 @@ pub fn gather_with_layout(fs: &NodeFs, opts: &Options, layout: UnitLayout) -> Re
     let texts: Vec<String> = argv.iter().map(|a| a.value.text.clone()).collect();
     let cmdline = flags::parse(&texts);
     let cwd = service.working_dir.clone().unwrap_or_else(|| "/".into());
-    let configs = load_configs(fs, &mut files, &cmdline, &cwd)?;
+    let configs = load_configs(fs, &mut files, &cmdline, &cwd)
+        .map_err(|e| at_flag(&files, &argv, &cmdline, e))?;
     let running = if opts.offline {
         None
     } else {
@@ -166,6 +167,35 @@ fn refuse_wrappers(files: &Files, service: &Service) -> Result<()> {
             first.value.text
         ),
     ))
+}
+
+/// A `--config` or `--config-dir` path that cannot be read: say where the flag naming it is.
+fn at_flag(files: &Files, argv: &[Arg], cmd: &Cmdline, e: Error) -> Error {
+    let Error::Io { path, cause } = &e else {
+        return e;
+    };
+    let named = [&cmd.config, &cmd.config_dir]
+        .into_iter()
+        .flatten()
+        .find(|(_, v)| path.ends_with(v.trim_end_matches('/')));
+    let Some((i, _)) = named else {
+        return e;
+    };
+    // The value's argument; with "--config PATH" the flag is the one before it.
+    let flag = if argv[*i].value.text.starts_with("--") {
+        *i
+    } else {
+        i.saturating_sub(1)
+    };
+    match arg_origin(files, &argv[flag]) {
+        Some(o) => Error::parse(
+            &o.path,
+            o.line,
+            o.column,
+            format!("{}: {path}: {cause}", argv[flag].value.text),
+        ),
+        None => e,
+    }
 }
 
 fn read_doc(fs: &NodeFs, files: &mut Files, path: &str, why: &str) -> Result<(ConfigDoc, Value)> {
@@ -298,7 +328,11 @@ pub fn running_at(
         .unwrap_or_else(|| "/".into());
     let configs = load_configs(fs, files, &cmdline, &cwd)?;
     let mut changed_since_start = Vec::new();
-    if let Some(started) = start_time(fs, pid) {
+    if let Some((earliest, tick)) = start_time(fs, pid) {
+        // The process started in [earliest, earliest + tick); the two clock reads add
+        // microseconds. A file counts as modified after the start only past that window, so a
+        // file written before the start can never be taken for one written after it.
+        let started = earliest + tick + std::time::Duration::from_millis(2);
         for src in configs.config.iter().chain(&configs.dropins) {
             let f = files.get(src.doc.file);
             if fs.mtime(&f.resolved).is_some_and(|m| m > started) {
@@ -315,22 +349,34 @@ pub fn running_at(
     }))
 }
 
-/// When a process started: boot time (`btime` of /proc/stat) plus its start time in clock
-/// ticks (field 22 of /proc/PID/stat; USER_HZ is 100 on every Linux architecture we run on).
-fn start_time(fs: &NodeFs, pid: u32) -> Option<std::time::SystemTime> {
-    let (_, stat) = fs.read("/proc/stat").ok()??;
-    let btime: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
+/// The earliest time a process can have started, and the width of the window it started in.
+///
+/// Field 22 of /proc/PID/stat is the start in clock ticks since boot (truncated to a tick), and
+/// boot time on the real-time clock is CLOCK_REALTIME - CLOCK_BOOTTIME read back to back, to
+/// the nanosecond. (`btime` in /proc/stat is truncated to the second: files written in the
+/// second before a restart then looked modified after it, and a second `apply` restarted again.)
+fn start_time(fs: &NodeFs, pid: u32) -> Option<(std::time::SystemTime, std::time::Duration)> {
     let (_, pstat) = fs.read(&format!("/proc/{pid}/stat")).ok()??;
     // The command name (field 2) may contain spaces and parentheses: count after the last ')'.
     let after = &pstat[pstat.rfind(')')? + 1..];
     let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-    let secs = btime as f64 + ticks as f64 / 100.0;
-    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
+    // SAFETY: sysconf and clock_gettime only write the values they return.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+    let clock = |id| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec for clock_gettime to fill.
+        (unsafe { libc::clock_gettime(id, &mut ts) } == 0)
+            .then(|| std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    };
+    let real = clock(libc::CLOCK_REALTIME)?;
+    let since_boot = clock(libc::CLOCK_BOOTTIME)?;
+    let boot = std::time::UNIX_EPOCH + real.checked_sub(since_boot)?;
+    let tick = std::time::Duration::from_nanos(1_000_000_000 / hz);
+    Some((boot + tick * ticks as u32, tick))
 }
 
 /// Where a setting lives, for reports.
@@ -343,7 +389,12 @@ pub struct Origin {
 
 /// Where an argument's first byte came from.
 pub fn arg_origin(files: &Files, a: &Arg) -> Option<Origin> {
-    let loc = a.value.first_loc().or_else(|| a.container.first_loc())?;
+    // An argument with no bytes of its own (an empty ${VAR}) is where its word was written.
+    let loc = a
+        .value
+        .first_loc()
+        .or_else(|| a.container.locs.get(a.raw.start).copied().flatten())
+        .or_else(|| a.container.first_loc())?;
     let f = files.get(loc.file);
     let (line, column) = f.line_col(loc.start);
     Some(Origin {

@@ -1,16 +1,35 @@
-//! Thin entry point: parse arguments, run, map errors to exit status 1.
+//! Thin entry point: parse arguments, run, map errors to exit status 1 and usage errors to 64.
 
 use clap::Parser;
 use kubelet_remediate::cli::{self, Cli};
 
+/// sysexits.h EX_USAGE: 2 already means "changes proposed".
+const EX_USAGE: i32 = 64;
+
 fn main() {
-    let code = match cli::run(Cli::parse()) {
+    let args = match Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            let code = if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                0
+            } else {
+                EX_USAGE
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kubelet-remediate: error: {e:#}");
-            if e.downcast_ref::<cli::AfterWrites>().is_none() {
-                eprintln!("nothing was changed");
-            }
+            // One line: what failed, where (file:line:column when the input is at fault).
+            let tail = if e.downcast_ref::<cli::AfterWrites>().is_none() {
+                "; nothing was changed"
+            } else {
+                ""
+            };
+            eprintln!("kubelet-remediate: error: {e:#}{tail}");
             1
         }
     };

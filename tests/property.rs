@@ -49,8 +49,48 @@ fn key_value() -> impl Strategy<Value = Option<&'static str>> {
     ]))
 }
 
+/// A way a word reaches the kubelet that it refuses (server.go: "unknown command", or a pflag
+/// parse error).
+#[derive(Debug, Clone, Copy)]
+enum Stray {
+    /// Text after " # " in an environment-file value.
+    InlineComment,
+    /// `${OTHER}` written in an environment file (systemd does not expand it there).
+    BracedInEnvFile,
+    /// `${UNSET}` in ExecStart=: an empty argument.
+    EmptyBraced,
+    /// `$$VAR` in ExecStart=: a literal `$VAR`.
+    DollarDollar,
+    /// `--` before flags.
+    DoubleDash,
+    /// `-make-iptables-util-chains=false`.
+    SingleDash,
+    /// `--make-iptables-util-chains:true`.
+    Colon,
+}
+
+fn stray() -> impl Strategy<Value = Option<Stray>> {
+    prop::option::weighted(
+        0.3,
+        prop::sample::select(vec![
+            Stray::InlineComment,
+            Stray::BracedInEnvFile,
+            Stray::EmptyBraced,
+            Stray::DollarDollar,
+            Stray::DoubleDash,
+            Stray::SingleDash,
+            Stray::Colon,
+        ]),
+    )
+}
+
 #[derive(Debug, Clone)]
 struct Node {
+    /// ExecStart= prefix: "", "-", "+", "!", "!!", ":" (no substitution), "@" (argv[0] given).
+    prefix: &'static str,
+    stray: Option<Stray>,
+    /// Drop-in keys spelled `makeIptablesUtilChains` (encoding/json still matches them).
+    miscased: bool,
     literal: Vec<Flag>,
     env_directive: Vec<Flag>,
     env_file: Vec<Flag>,
@@ -62,6 +102,9 @@ struct Node {
 
 fn node() -> impl Strategy<Value = Node> {
     (
+        prop::sample::select(vec!["", "", "", "-", "+", "!", "!!", ":", "@"]),
+        stray(),
+        prop::bool::weighted(0.2),
         flags(),
         flags(),
         flags(),
@@ -72,6 +115,9 @@ fn node() -> impl Strategy<Value = Node> {
     )
         .prop_map(
             |(
+                prefix,
+                stray,
+                miscased,
                 literal,
                 env_directive,
                 env_file,
@@ -80,6 +126,9 @@ fn node() -> impl Strategy<Value = Node> {
                 config,
                 dropins,
             )| Node {
+                prefix,
+                stray,
+                miscased,
                 literal,
                 env_directive,
                 env_file,
@@ -118,20 +167,34 @@ fn build(root: &Path, n: &Node) {
         " --config-dir=/etc/kubernetes/kubelet.conf.d"
     };
     let ext = if n.json { "json" } else { "yaml" };
+    let argv0 = if n.prefix == "@" { " kubelet" } else { "" };
+    let (exec_extra, literal_extra, env_extra) = match n.stray {
+        Some(Stray::EmptyBraced) => (" ${KUBELET_UNSET_ARGS}", "", ""),
+        Some(Stray::DollarDollar) => (" $$KUBELET_EXTRA_ARGS", "", ""),
+        Some(Stray::DoubleDash) => ("", "-- ", ""),
+        Some(Stray::SingleDash) => ("", "-make-iptables-util-chains=false ", ""),
+        Some(Stray::Colon) => ("", "--make-iptables-util-chains:true ", ""),
+        Some(Stray::InlineComment) => ("", "", " # tuned for the batch pool"),
+        Some(Stray::BracedInEnvFile) => ("", "", " ${NODE_LABELS}"),
+        None => ("", "", ""),
+    };
     write(
         root,
         "etc/systemd/system/kubelet.service.d/10-args.conf",
         &format!(
-            "# generated\n[Service]\nEnvironment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.{ext}{dir_flag}\"\nEnvironment=\"{var}=--v=2 {}\"\nEnvironmentFile=-/etc/default/kubelet\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS \\\n    {} \\\n    $KUBELET_DROPIN_ARGS $KUBELET_EXTRA_ARGS --node-ip=10.0.0.7\n",
+            "# generated\n[Service]\nEnvironment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.{ext}{dir_flag}\"\nEnvironment=\"{var}=--v=2 {}\"\nEnvironmentFile=-/etc/default/kubelet\nExecStart=\nExecStart={}/usr/bin/kubelet{argv0} $KUBELET_CONFIG_ARGS \\\n    {literal_extra}{} \\\n    $KUBELET_DROPIN_ARGS $KUBELET_EXTRA_ARGS --node-ip=10.0.0.7{exec_extra}\n",
             join(&n.env_directive),
+            n.prefix,
             join(&n.literal),
         ),
     );
+    // Unquoted, so an inline " # ..." stays in the value as systemd keeps it.
+    let q = if env_extra.is_empty() { "\"" } else { "" };
     write(
         root,
         "etc/default/kubelet",
         &format!(
-            "# local flags\nKUBELET_EXTRA_ARGS=\"--max-pods=50 {}\"\n",
+            "# local flags\nNODE_LABELS=--node-labels=pool=batch\nKUBELET_EXTRA_ARGS={q}--max-pods=50 {}{env_extra}{q}\n",
             join(&n.env_file)
         ),
     );
@@ -157,7 +220,12 @@ fn build(root: &Path, n: &Node) {
     };
     write(root, &format!("var/lib/kubelet/config.{ext}"), &cfg);
     for (i, d) in n.dropins.iter().enumerate() {
-        let key = d.map_or(String::new(), |v| format!("makeIPTablesUtilChains: {v}\n"));
+        let name = if n.miscased {
+            "makeIptablesUtilChains"
+        } else {
+            "makeIPTablesUtilChains"
+        };
+        let key = d.map_or(String::new(), |v| format!("{name}: {v}\n"));
         write(
             root,
             &format!("etc/kubernetes/kubelet.conf.d/{}0-x.conf", i + 1),
@@ -165,6 +233,43 @@ fn build(root: &Path, n: &Node) {
                 "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n{key}serializeImagePulls: false\n"
             ),
         );
+    }
+}
+
+/// The planner's verdict: `Some(value)`, or `None` when the kubelet would refuse.
+fn planner_verdict(root: &Path) -> (Option<bool>, Vec<String>) {
+    let fs = kubelet_remediate::root::NodeFs::new(root);
+    let opts = kubelet_remediate::evidence::Options {
+        unit: None,
+        offline: true,
+    };
+    let ev = kubelet_remediate::evidence::gather(&fs, &opts).unwrap();
+    let v = match kubelet_remediate::verdict::judge(&ev).outcome {
+        Outcome::Value(b, _) => Some(b),
+        Outcome::Refused(_) => None,
+    };
+    (v, ev.argv_text())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(96), ..ProptestConfig::default() })]
+
+    /// Whatever the layout, the kubelet's own libraries (the Go stand-in, given the argv the
+    /// planner computed) reach the planner's verdict.
+    #[test]
+    fn the_verdict_is_the_kubelet_libraries_verdict(n in node()) {
+        if common::kubelet_go::skip() {
+            return Ok(());
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path(), &n);
+        let (ours, argv) = planner_verdict(tmp.path());
+        let theirs = common::kubelet_go::judge(&common::kubelet_go::binary(), tmp.path(), "/", &argv);
+        let theirs = match theirs {
+            common::kubelet_go::Judged::Value(b) => Some(b),
+            common::kubelet_go::Judged::Refused(_) => None,
+        };
+        prop_assert_eq!(ours, theirs, "argv {:?}", argv);
     }
 }
 

@@ -303,3 +303,69 @@ fn no_reachable_bus_changes_nothing() {
         "no backup either"
     );
 }
+
+/// A second `apply --yes` right after a fix must see the restarted kubelet as compliant: the
+/// config file was written just before the restart, and must not look modified after it.
+#[test]
+fn a_second_apply_does_not_restart_again() {
+    if skip() {
+        return;
+    }
+    let sb = kubeadm("kubeadm-rpm", "");
+    assert_eq!(sb.live_value(), Some(false));
+    let o = apply(&sb, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let pid = sb.systemd().state("kubelet.service").unwrap().main_pid;
+    let again = apply(&sb, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let j = json(&again);
+    assert_eq!(j["compliant"], true, "{}", text(&again));
+    assert!(j["changes"].as_array().is_some_and(|c| c.is_empty()));
+    assert_eq!(
+        sb.systemd().state("kubelet.service").unwrap().main_pid,
+        pid,
+        "the second apply restarted the kubelet again"
+    );
+}
+
+/// `verify` reports the files too: after a rollback without a restart the running kubelet
+/// still has true, but the next restart brings false back, so the node is not compliant.
+#[test]
+fn verify_reports_files_that_say_false() {
+    if skip() {
+        return;
+    }
+    let sb = kubeadm("kubeadm-rpm", "");
+    let o = apply(&sb, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(verify(&sb).status.code(), Some(0));
+    let id = json(&o)["backup_id"].as_str().unwrap().to_string();
+    let rb = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["rollback", "--yes", "--root"])
+        .arg(&sb.root)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb));
+    assert_eq!(sb.live_value(), Some(true), "no restart happened");
+    let v = verify(&sb);
+    let out = text(&v);
+    assert_eq!(v.status.code(), Some(2), "{out}");
+    // Both sources are reported: the process (whose config changed under it, so what it
+    // loaded is unknown from disk) and the files, which say false.
+    let line = |src: &str| {
+        out.lines()
+            .find(|l| l.starts_with(src))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line("the running kubelet").contains("changed since it started"),
+        "{out}"
+    );
+    assert!(
+        line("the files on disk").contains("makeIPTablesUtilChains false"),
+        "{out}"
+    );
+}

@@ -73,8 +73,9 @@ pub fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
 /// Whether a line carries the setting (flag in any spelling, or the config key).
 pub fn carries_setting(line: &str) -> bool {
     // k3s kubelet-arg entries name the flag without its dashes.
+    // Drop-in keys count in any case (encoding/json folds them).
     line.replace('_', "-").contains("make-iptables-util-chains")
-        || line.contains("makeIPTablesUtilChains")
+        || line.to_ascii_lowercase().contains("makeiptablesutilchains")
 }
 
 pub mod kubelet_go;
