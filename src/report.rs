@@ -338,7 +338,10 @@ impl Report {
                 };
                 o += &format!(
                     "  {}:{}:{}  {}{via}  [{status}]\n",
-                    f.path, f.line, f.column, f.text
+                    f.path,
+                    f.line,
+                    f.column,
+                    if f.text.is_empty() { "\"\"" } else { &f.text }
                 );
                 if let Some(n) = &f.note {
                     o += &format!("      {n}\n");

@@ -196,13 +196,28 @@ pub fn judge(ev: &Evidence) -> Verdict {
     };
     let mut findings = Vec::new();
     let mut winner = None;
-    for (j, occ) in ev.cmdline.occurrences.iter().enumerate() {
-        let a = &ev.argv[occ.arg];
+    // A command-line finding, located at the bytes its argument came from.
+    let arg_finding = |arg: usize, sets, status, note, handle| {
+        let a = &ev.argv[arg];
         let o = evidence::arg_origin(&ev.files, a).unwrap_or(Origin {
             path: ev.service.layout.fragment.clone(),
-            line: 0,
-            column: 0,
+            line: ev.service.exec.line,
+            column: 1,
         });
+        Finding {
+            path: o.path,
+            line: o.line,
+            column: o.column,
+            source: "command-line",
+            text: a.value.text.clone(),
+            sets,
+            via: a.var.clone(),
+            status,
+            note,
+            handle,
+        }
+    };
+    for (j, occ) in ev.cmdline.occurrences.iter().enumerate() {
         let refused = ev.cmdline.refused.iter().find(|(i, _)| *i == occ.arg);
         let status = if refused.is_some() {
             Status::Refused
@@ -212,49 +227,29 @@ pub fn judge(ev: &Evidence) -> Verdict {
         } else {
             Status::Overridden
         };
-        findings.push(Finding {
-            path: o.path,
-            line: o.line,
-            column: o.column,
-            source: "command-line",
-            text: a.value.text.clone(),
-            sets: occ.value.clone().ok(),
-            via: a.var.clone(),
-            status,
-            note: refused.map(|(_, m)| m.clone()).or_else(|| {
-                (status == Status::Overridden)
-                    .then(|| "a later occurrence on the command line wins".into())
-            }),
-            handle: Handle::Arg {
-                arg: occ.arg,
-                occ: j,
-            },
+        let note = refused.map(|(_, m)| m.clone()).or_else(|| {
+            (status == Status::Overridden)
+                .then(|| "a later occurrence on the command line wins".into())
         });
+        let handle = Handle::Arg {
+            arg: occ.arg,
+            occ: j,
+        };
+        findings.push(arg_finding(
+            occ.arg,
+            occ.value.clone().ok(),
+            status,
+            note,
+            handle,
+        ));
     }
     // A refusal caused by another argument (a stray word, an unknown flag): it is a finding of
     // its own, so the report names the file, line and column the word came from.
     for (i, why) in &ev.cmdline.refused {
-        if ev.cmdline.occurrences.iter().any(|o| o.arg == *i) {
-            continue;
+        if !ev.cmdline.occurrences.iter().any(|o| o.arg == *i) {
+            let note = Some(why.clone());
+            findings.push(arg_finding(*i, None, Status::Refused, note, Handle::None));
         }
-        let a = &ev.argv[*i];
-        let o = evidence::arg_origin(&ev.files, a).unwrap_or(Origin {
-            path: ev.service.layout.fragment.clone(),
-            line: ev.service.exec.line,
-            column: 1,
-        });
-        findings.push(Finding {
-            path: o.path,
-            line: o.line,
-            column: o.column,
-            source: "command-line",
-            text: a.value.text.clone(),
-            sets: None,
-            via: a.var.clone(),
-            status: Status::Refused,
-            note: Some(why.clone()),
-            handle: Handle::None,
-        });
     }
     let flag_wins = matches!(win, Some(Winner::Flag(_)));
     let sources = ev.configs.config.iter().map(|c| (None, c)).chain(

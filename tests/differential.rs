@@ -53,11 +53,7 @@ fn every_tree_gets_the_kubelets_own_verdict() {
         return;
     }
     let bin = kubelet_go::binary();
-    let mut cases: Vec<_> = std::fs::read_dir(repo().join("testdata/nodes"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    cases.sort();
+    let cases = node_trees();
     let mut compared = 0;
     let mut disagreements = Vec::new();
     for root in &cases {

@@ -8,14 +8,7 @@ use common::*;
 use std::process::{Command, Output, Stdio};
 
 fn skip() -> bool {
-    match unavailable() {
-        Some(why) if std::env::var_os("CI").is_none() => {
-            println!("skipped: {why}");
-            true
-        }
-        Some(why) => panic!("CI must run the sandboxed systemd tests: {why}"),
-        None => false,
-    }
+    skip_without(unavailable())
 }
 
 fn apply(sb: &Sandbox, extra: &[&str]) -> Output {

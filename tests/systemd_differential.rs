@@ -19,17 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn skip() -> bool {
-    if kubelet_go::skip() {
-        return true;
-    }
-    match sandbox::unavailable() {
-        Some(why) if std::env::var_os("CI").is_none() => {
-            println!("skipped: {why}");
-            true
-        }
-        Some(why) => panic!("CI must run the sandboxed systemd tests: {why}"),
-        None => false,
-    }
+    kubelet_go::skip() || skip_without(sandbox::unavailable())
 }
 
 /// Executables a tree's units may start: the planner's, and the usual kubelet places (so a
@@ -163,11 +153,7 @@ fn systemd_passes_the_argv_the_planner_computes() {
         return;
     }
     let bin = kubelet_go::binary();
-    let mut cases: Vec<_> = std::fs::read_dir(repo().join("testdata/nodes"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    cases.sort();
+    let cases = node_trees();
     let mut failures = Vec::new();
     let mut started = 0;
     for root in &cases {

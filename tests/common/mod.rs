@@ -11,6 +11,29 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every node tree under testdata/nodes, sorted.
+pub fn node_trees() -> Vec<PathBuf> {
+    let mut cases: Vec<_> = std::fs::read_dir(repo().join("testdata/nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Whether a test must skip because a part it drives is missing (`why`): outside CI it says
+/// why and skips; CI must run every test, so there it fails.
+pub fn skip_without(why: Option<String>) -> bool {
+    match why {
+        Some(why) if std::env::var_os("CI").is_none() => {
+            println!("skipped: {why}");
+            true
+        }
+        Some(why) => panic!("CI must run this test: {why}"),
+        None => false,
+    }
+}
+
 /// Copy a tree, keeping symlinks as symlinks.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
