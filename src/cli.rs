@@ -273,6 +273,11 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     // One apply or rollback at a time, and the plan is made under the lock, so a second run
     // sees the first one's result instead of applying it twice.
     let _lock = txn::lock(&fs, lock_timeout())?;
+    // A set a killed run left unfinished is rolled back first, so this plan starts from the
+    // original files.
+    for note in txn::recover(&fs, &a.backup_dir)? {
+        eprintln!("kubelet-remediate: {note}");
+    }
     let (ev, report, p) = evaluate(&fs, &a.eval)?;
     let json = a.out.output == Output::Json;
     let unit = ev.service.layout.name.clone();
@@ -306,11 +311,17 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     // What to write: the fresh plan, or exactly the saved one.
     let (changes, daemon_reload) = match &a.plan {
         Some(path) => {
-            let text = fs_err::read_to_string(path)?;
+            // Never block on a FIFO or read /dev/zero without end: a regular file, bounded.
+            let bytes = crate::inroot::read_host_file(path, 64 << 20)
+                .with_context(|| format!("--plan {}", path.display()))?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("--plan {}: not UTF-8", path.display()))?;
             let saved = SavedPlan::parse(&path.display().to_string(), &text)?;
             let mut changes = Vec::new();
             for f in &saved.files {
-                let Some((_, current)) = fs.read(&f.path)? else {
+                // The saved path is resolved inside the root like any read, and the write
+                // goes to that resolved path (re-checked at write time).
+                let Some((resolved, current)) = fs.read(&f.path)? else {
                     bail!(
                         "{}: missing; the plan {} cannot be applied",
                         f.path,
@@ -319,7 +330,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
                 };
                 let after = saved.after(f, &current)?;
                 changes.push(FileChange {
-                    path: f.path.clone(),
+                    path: resolved,
                     before: current,
                     after,
                 });
@@ -435,6 +446,9 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         &verify,
     )?;
     let write_ms = started.elapsed().as_millis();
+    for w in &applied.warnings {
+        eprintln!("kubelet-remediate: warning: {w}");
+    }
     let mut restarted = None;
     if let Some(sd) = &sd {
         match restart::restart_and_verify(
@@ -468,6 +482,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
             "files": applied.files,
             "compliant": true,
             "write_ms": write_ms,
+            "warnings": applied.warnings,
             "restart": {"unit": unit, "daemon_reload": daemon_reload, "done": restarted.is_some(),
                         "command": restart, "result": restarted},
         });
@@ -625,6 +640,9 @@ pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
         return Ok(1);
     }
     let r = txn::rollback(&fs, &a.backup_dir, &id, a.force)?;
+    for w in &r.warnings {
+        eprintln!("kubelet-remediate: warning: {w}");
+    }
     if a.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

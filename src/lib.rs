@@ -6,6 +6,7 @@ pub mod configz;
 pub mod error;
 pub mod evidence;
 pub mod flags;
+pub mod inroot;
 pub mod k3s;
 pub mod plan;
 pub mod platform;

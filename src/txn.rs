@@ -12,22 +12,29 @@
 //!    attributes (SELinux label, ACLs), write, fsync, rename over, fsync the directory.
 //! 5. All or nothing: a failed write, or a verification that fails afterwards, restores every
 //!    file already written.
-//! 6. One JSON line per apply and rollback in `/var/log/kubelet-remediate.log`.
+//! 6. One JSON line per apply and rollback in `/var/log/kubelet-remediate.log`, opened before
+//!    anything is written (a log that cannot be opened aborts with nothing changed) and
+//!    written after the commit point (a failure there is a warning, never "nothing changed").
+//!
+//! Every path is walked inside the root from a directory descriptor (`inroot.rs`): a symlink
+//! swapped into a resolved path is refused, never followed. A manifest is untrusted input: its
+//! id, paths, backup names, digests, mode and owner are validated before anything is read
+//! through it. A set left `prepared` by a killed run is rolled back by the next run ([`recover`])
+//! before it plans, so one `rollback --last` afterwards restores the original bytes.
 //!
 //! Debug builds (tests) can abort at any step through `KUBELET_REMEDIATE_CRASH_AT=<point>`;
 //! release builds compile the hook out.
 
 use crate::error::{Error, Result};
+use crate::inroot::{self, Dir};
 use crate::root::NodeFs;
 use crate::saved::sha256_hex;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const LOCK: &str = "/run/kubelet-remediate.lock";
@@ -98,6 +105,10 @@ pub struct ManifestFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub id: String,
+    /// Order of the sets (one more than the highest before): ids made in the same second do
+    /// not sort by their pid.
+    #[serde(default)]
+    pub seq: u64,
     pub tool_version: String,
     pub time: String,
     pub user: u32,
@@ -122,18 +133,30 @@ pub struct Lock {
     _file: File,
 }
 
+/// The largest backup or manifest read back (a node's kubelet files are far smaller).
+const MAX_STATE_FILE: u64 = 64 << 20;
+
+fn root_dir(fs: &NodeFs) -> Result<Dir> {
+    Dir::root(fs.root()).map_err(|e| io_err(&fs.root().display().to_string(), e))
+}
+
+/// The directory holding state file `node` (the lock, the log), resolved inside the root and
+/// made if missing, and the file's name. The file itself is never followed: a symlink planted
+/// as the log would otherwise make every apply append to whatever it names.
+fn state_dir(fs: &NodeFs, root: &Dir, node: &str, mode: u32) -> Result<(Dir, String)> {
+    let (dir, name) = inroot::split(node).map_err(|e| io_err(node, e))?;
+    let resolved = fs.resolve(dir)?;
+    let d = root
+        .walk(&resolved, Some(mode))
+        .map_err(|e| io_err(node, e))?;
+    Ok((d, name.to_string()))
+}
+
 /// Take the node's lock, waiting at most `timeout`.
 pub fn lock(fs: &NodeFs, timeout: Duration) -> Result<Lock> {
-    let host = host_for(fs, LOCK)?;
-    mkdirs(&host, LOCK, 0o755)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&host)
-        .map_err(|e| io_err(LOCK, e))?;
+    let root = root_dir(fs)?;
+    let (dir, name) = state_dir(fs, &root, LOCK, 0o755)?;
+    let file = dir.open_rw(&name, 0o600).map_err(|e| io_err(LOCK, e))?;
     let start = Instant::now();
     loop {
         // SAFETY: flock on a file descriptor we own.
@@ -155,83 +178,38 @@ pub fn lock(fs: &NodeFs, timeout: Duration) -> Result<Lock> {
     }
 }
 
-/// The host path for a node path, resolved inside the root (the file may not exist yet).
-fn host_for(fs: &NodeFs, node: &str) -> Result<PathBuf> {
-    Ok(fs.host_path(&fs.resolve(node)?))
-}
-
-fn mkdirs(file: &Path, name: &str, mode: u32) -> Result<()> {
-    if let Some(dir) = file.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(dir)
-            .map_err(|e| io_err(name, e))?;
-    }
-    Ok(())
-}
-
-fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).expect("paths have no NUL")
-}
-
-/// Free bytes and whether the file system holding `p` (or its nearest existing ancestor) is
-/// mounted read-only.
-fn fs_state(p: &Path) -> std::io::Result<(u64, bool)> {
-    let mut at = p;
-    while !at.exists() {
-        at = at.parent().unwrap_or(Path::new("/"));
-    }
-    // SAFETY: statvfs fills the struct for a valid C path.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(cstr(at).as_ptr(), &mut s) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((
-        s.f_bavail as u64 * s.f_frsize as u64,
-        s.f_flag & libc::ST_RDONLY != 0,
-    ))
-}
-
 /// chattr +i / +a (FS_IOC_GETFLAGS); file systems without flags say no.
-fn immutable(p: &Path) -> bool {
+fn immutable(f: &File) -> bool {
     const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
     const FS_IMMUTABLE_FL: libc::c_long = 0x10;
     const FS_APPEND_FL: libc::c_long = 0x20;
-    let Ok(f) = File::open(p) else { return false };
     let mut flags: libc::c_long = 0;
     // SAFETY: the ioctl writes one long through the pointer.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_GETFLAGS as _, &mut flags) };
     r == 0 && flags & (FS_IMMUTABLE_FL | FS_APPEND_FL) != 0
 }
 
-fn writable(p: &Path) -> bool {
-    // SAFETY: access on a valid C path.
-    unsafe { libc::access(cstr(p).as_ptr(), libc::W_OK) == 0 }
-}
-
-/// Check that `path` (host `host`) can be replaced by `size` new bytes.
-fn check_replaceable(path: &str, host: &Path, size: u64) -> Result<()> {
-    let dir = host.parent().unwrap_or(Path::new("/"));
-    let (free, ro) = fs_state(dir).map_err(|e| io_err(path, e))?;
+/// Check that file `name` of `dir` (node path `path`, open as `file`) can be replaced by
+/// `size` new bytes.
+fn check_replaceable(path: &str, dir: &Dir, name: &str, file: &File, size: u64) -> Result<()> {
+    let (free, ro) = dir.space().map_err(|e| io_err(path, e))?;
     if ro {
         return Err(apply_err(format!("{path}: read-only file system")));
     }
-    for p in [host, dir] {
-        if immutable(p) {
+    let dir_file = dir.as_file().map_err(|e| io_err(path, e))?;
+    for (f, what) in [
+        (file, path.to_string()),
+        (&dir_file, format!("{path} (its directory)")),
+    ] {
+        if immutable(f) {
             return Err(apply_err(format!(
-                "{}: immutable or append-only (chattr +i/+a): remove the flag first",
-                if p == host {
-                    path.to_string()
-                } else {
-                    format!("{path} (its directory)")
-                }
+                "{what}: immutable or append-only (chattr +i/+a): remove the flag first"
             )));
         }
     }
-    if !writable(host) || !writable(dir) {
+    if !dir.writable(Some(name)) || !dir.writable(None) {
         return Err(apply_err(format!(
-            "{path}: permission denied (run as root)"
+            "{path}: permission denied (writing it and its directory needs root)"
         )));
     }
     if free < size + 4096 {
@@ -248,60 +226,85 @@ struct Meta {
     gid: u32,
 }
 
+/// One file about to be replaced: its directory, held open, and the file as it is now.
+struct Target {
+    dir: Dir,
+    name: String,
+    current: File,
+}
+
+/// Open resolved node path `path` for replacement: its parent walked without symlinks, the
+/// file itself a regular file.
+fn target(root: &Dir, path: &str) -> Result<Target> {
+    let (dir, name) = inroot::split(path).map_err(|e| io_err(path, e))?;
+    let dir = root.walk(dir, None).map_err(|e| io_err(path, e))?;
+    let current = dir.open_read(name).map_err(|e| io_err(path, e))?;
+    Ok(Target {
+        dir,
+        name: name.to_string(),
+        current,
+    })
+}
+
 /// Preflight: every file still holds what was planned and can be replaced, and the backup
 /// directory has room. Nothing is written.
-fn preflight(fs: &NodeFs, changes: &[FileChange], backup_root: &Path) -> Result<Vec<Meta>> {
-    let mut metas = Vec::new();
+fn preflight(root: &Dir, changes: &[FileChange], backups: &Dir) -> Result<Vec<(Target, Meta)>> {
+    let mut out = Vec::new();
     let mut backup_bytes = 0u64;
     for c in changes {
-        let host = fs.host_path(&c.path);
-        let meta = std::fs::symlink_metadata(&host).map_err(|e| io_err(&c.path, e))?;
-        if !meta.is_file() {
-            return Err(apply_err(format!("{}: not a regular file", c.path)));
-        }
-        let now = std::fs::read(&host).map_err(|e| io_err(&c.path, e))?;
+        let t = target(root, &c.path)?;
+        let meta = t.current.metadata().map_err(|e| io_err(&c.path, e))?;
+        let now = inroot::read_bounded(
+            t.current.try_clone().map_err(|e| io_err(&c.path, e))?,
+            MAX_STATE_FILE,
+            &c.path,
+        )
+        .map_err(|e| io_err(&c.path, e))?;
         if now != c.before.as_bytes() {
             return Err(apply_err(format!(
                 "{}: changed since it was planned: make a new plan",
                 c.path
             )));
         }
-        check_replaceable(&c.path, &host, c.after.len() as u64)?;
+        check_replaceable(&c.path, &t.dir, &t.name, &t.current, c.after.len() as u64)?;
         backup_bytes += c.before.len() as u64 + 4096;
-        metas.push(Meta {
-            mode: meta.permissions().mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-        });
+        out.push((
+            t,
+            Meta {
+                mode: meta.permissions().mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+            },
+        ));
     }
-    let (free, ro) =
-        fs_state(backup_root).map_err(|e| io_err(&backup_root.display().to_string(), e))?;
+    let (free, ro) = backups.space().map_err(|e| io_err(&backups.node, e))?;
     if ro {
         return Err(apply_err(format!(
             "{}: the backup directory is on a read-only file system",
-            backup_root.display()
+            backups.node
         )));
     }
     if free < backup_bytes + 65536 {
         return Err(apply_err(format!(
             "{}: not enough space for the backups ({backup_bytes} bytes needed, {free} free)",
-            backup_root.display()
+            backups.node
         )));
     }
-    Ok(metas)
+    Ok(out)
 }
 
-/// Copy every extended attribute (SELinux label, ACLs, ...) of `from` onto the open `to`.
-fn copy_xattrs(from: &Path, to: &File) {
-    let c = cstr(from);
-    // SAFETY: listxattr/getxattr/fsetxattr with buffers of the sizes they are given.
+/// Copy every extended attribute (SELinux label, ACLs, ...) of the open `from` onto `to`.
+fn copy_xattrs(from: &File, to: &File) {
+    let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
+    // SAFETY: flistxattr/fgetxattr/fsetxattr on our descriptors with buffers of the sizes
+    // they are given.
     unsafe {
-        let n = libc::listxattr(c.as_ptr(), std::ptr::null_mut(), 0);
+        let n = libc::flistxattr(src, std::ptr::null_mut(), 0);
         if n <= 0 {
             return;
         }
         let mut names = vec![0u8; n as usize];
-        let n = libc::listxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len());
+        let n = libc::flistxattr(src, names.as_mut_ptr().cast(), names.len());
         if n <= 0 {
             return;
         }
@@ -312,69 +315,44 @@ fn copy_xattrs(from: &Path, to: &File) {
             let Ok(cname) = CString::new(name) else {
                 continue;
             };
-            let len = libc::getxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0);
+            let len = libc::fgetxattr(src, cname.as_ptr(), std::ptr::null_mut(), 0);
             if len < 0 {
                 continue;
             }
             let mut val = vec![0u8; len as usize];
-            let len = libc::getxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                val.as_mut_ptr().cast(),
-                val.len(),
-            );
+            let len = libc::fgetxattr(src, cname.as_ptr(), val.as_mut_ptr().cast(), val.len());
             if len < 0 {
                 continue;
             }
-            libc::fsetxattr(
-                to.as_raw_fd(),
-                cname.as_ptr(),
-                val.as_ptr().cast(),
-                len as usize,
-                0,
-            );
+            libc::fsetxattr(dst, cname.as_ptr(), val.as_ptr().cast(), len as usize, 0);
         }
     }
 }
 
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Replace `host` with `content` atomically, keeping mode, owner and xattrs. `point` names
-/// the file for crash points.
+/// Replace file `name` of `dir` with `content` atomically, keeping mode, owner and the
+/// xattrs of `original`. `path` names it in messages, `point` for crash points.
 fn write_atomic(
+    path: &str,
+    dir: &Dir,
     name: &str,
-    host: &Path,
+    original: Option<&File>,
     content: &[u8],
     meta: &Meta,
     point: Option<usize>,
 ) -> Result<()> {
-    let dir = host.parent().unwrap_or(Path::new("/"));
-    let base = host
-        .file_name()
-        .map(|b| b.to_string_lossy().into_owned())
-        .unwrap_or_default();
     // Leftovers of a crashed run for this file are ours to remove.
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with(&format!(".{base}.")) && n.ends_with(TMP_SUFFIX) {
-                let _ = std::fs::remove_file(e.path());
-            }
+    for n in dir.names().unwrap_or_default() {
+        if n.starts_with(&format!(".{name}.")) && n.ends_with(TMP_SUFFIX) {
+            let _ = dir.unlink(&n);
         }
     }
-    let tmp = dir.join(format!(".{base}.{}{TMP_SUFFIX}", std::process::id()));
+    let tmp = format!(".{name}.{}{TMP_SUFFIX}", std::process::id());
     let at = |p: &str| match point {
         Some(i) => fault(&format!("{p}:{i}")),
         None => Ok(()),
     };
     let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = dir.create_new(&tmp, 0o600)?;
         f.write_all(content)?;
         at("temp-written")?;
         // SAFETY: fchown on our own descriptor.
@@ -382,39 +360,38 @@ fn write_atomic(
             return Err(std::io::Error::last_os_error());
         }
         f.set_permissions(std::fs::Permissions::from_mode(meta.mode))?;
-        copy_xattrs(host, &f);
+        if let Some(o) = original {
+            copy_xattrs(o, &f);
+        }
         f.sync_all()?;
         at("temp-synced")?;
-        std::fs::rename(&tmp, host)?;
+        dir.rename(&tmp, name)?;
         at("renamed")?;
-        fsync_dir(dir)?;
+        dir.sync()?;
         at("dir-synced")?;
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(name, e));
+        let _ = dir.unlink(&tmp);
+        return Err(io_err(path, e));
     }
     Ok(())
 }
 
-/// Write a small file durably (backups, manifests): temp, fsync, rename, fsync the directory.
-fn write_private(path: &Path, content: &[u8]) -> Result<()> {
-    let name = path.display().to_string();
-    let tmp = path.with_extension("tmp");
+/// Write a small private file durably (backups, manifests): temp, fsync, rename, fsync the
+/// directory.
+fn write_private(dir: &Dir, name: &str, content: &[u8]) -> Result<()> {
+    let node = format!("{}/{name}", dir.node);
+    let tmp = format!("{name}.tmp");
     let r = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let _ = dir.unlink(&tmp);
+        let mut f = dir.create_new(&tmp, 0o600)?;
         f.write_all(content)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        fsync_dir(path.parent().unwrap_or(Path::new("/")))
+        dir.rename(&tmp, name)?;
+        dir.sync()
     })();
-    r.map_err(|e| io_err(&name, e))
+    r.map_err(|e| io_err(&node, e))
 }
 
 /// Seconds since the epoch as RFC 3339 UTC (Howard Hinnant's civil-from-days).
@@ -443,19 +420,19 @@ fn uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// Append one JSON line to the node's log.
-fn log(fs: &NodeFs, entry: serde_json::Value) -> Result<()> {
-    let host = host_for(fs, LOG)?;
-    mkdirs(&host, LOG, 0o755)?;
-    let mut f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&host)
-        .map_err(|e| io_err(LOG, e))?;
+/// The node's log, opened before anything is written: one that cannot be opened (a
+/// directory, a FIFO, a symlink, a read-only mount) aborts with nothing changed.
+fn open_log(fs: &NodeFs, root: &Dir) -> Result<File> {
+    let (dir, name) = state_dir(fs, root, LOG, 0o755)?;
+    dir.open_append(&name, 0o600).map_err(|e| io_err(LOG, e))
+}
+
+/// Append one JSON line to the opened log.
+fn write_log(mut f: &File, entry: serde_json::Value) -> Result<()> {
     let mut line = entry.to_string();
     line.push('\n');
     f.write_all(line.as_bytes()).map_err(|e| io_err(LOG, e))?;
+    fault("log-written").map_err(|e| io_err(LOG, e))?;
     f.sync_all().map_err(|e| io_err(LOG, e))
 }
 
@@ -472,9 +449,9 @@ fn log_files(m: &Manifest) -> serde_json::Value {
     )
 }
 
-fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
+fn write_manifest(set: &Dir, m: &Manifest) -> Result<()> {
     let text = serde_json::to_string_pretty(m).expect("manifest serializes") + "\n";
-    write_private(&dir.join("manifest.json"), text.as_bytes())
+    write_private(set, "manifest.json", text.as_bytes())
 }
 
 /// What an apply did.
@@ -483,6 +460,18 @@ pub struct Applied {
     pub backup_id: String,
     pub backup_dir: String,
     pub files: Vec<String>,
+    /// Problems after the commit point (the files are changed): shown, never fatal.
+    pub warnings: Vec<String>,
+}
+
+/// The backup directory, made if missing (0700).
+fn backups(fs: &NodeFs, root: &Dir, backup_dir: &str, create: bool) -> Result<Option<Dir>> {
+    let resolved = fs.resolve(backup_dir)?;
+    match root.walk(&resolved, create.then_some(0o700)) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(backup_dir, e)),
+    }
 }
 
 /// Back up, write every change atomically, verify, log. The caller holds the lock.
@@ -494,26 +483,31 @@ pub fn apply(
     backup_dir: &str,
     verify: &dyn Fn() -> std::result::Result<(), String>,
 ) -> Result<Applied> {
-    let backup_root = host_for(fs, backup_dir)?;
-    let metas = preflight(fs, changes, &backup_root)?;
+    let root = root_dir(fs)?;
+    let backups = backups(fs, &root, backup_dir, true)?.expect("created");
+    let targets = preflight(&root, changes, &backups)?;
+    let log = open_log(fs, &root)?;
+    let seq = list(fs, backup_dir)?
+        .iter()
+        .map(|m| m.seq)
+        .max()
+        .unwrap_or(0)
+        + 1;
     let now = SystemTime::now();
     let stamp = rfc3339(now).replace(['-', ':'], "");
     let mut id = format!("{stamp}-{}", std::process::id());
     let mut n = 1;
-    while backup_root.join(&id).exists() {
+    while backups.exists(&id).map_err(|e| io_err(backup_dir, e))? {
         n += 1;
         id = format!("{stamp}-{}-{n}", std::process::id());
     }
-    let set = backup_root.join(&id);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&set)
-        .map_err(|e| io_err(&format!("{backup_dir}/{id}"), e))?;
-    std::fs::set_permissions(&set, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io_err(&format!("{backup_dir}/{id}"), e))?;
+    let set_node = format!("{}/{id}", backup_dir.trim_end_matches('/'));
+    let set = backups
+        .walk_sub(&id, 0o700)
+        .map_err(|e| io_err(&set_node, e))?;
     let mut manifest = Manifest {
         id: id.clone(),
+        seq,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         time: rfc3339(now),
         user: uid(),
@@ -522,9 +516,9 @@ pub fn apply(
         daemon_reload,
         files: Vec::new(),
     };
-    for (i, (c, m)) in changes.iter().zip(&metas).enumerate() {
+    for (i, (c, (_, m))) in changes.iter().zip(&targets).enumerate() {
         let backup = format!("{i}.orig");
-        write_private(&set.join(&backup), c.before.as_bytes())?;
+        write_private(&set, &backup, c.before.as_bytes())?;
         manifest.files.push(ManifestFile {
             path: c.path.clone(),
             backup,
@@ -537,13 +531,21 @@ pub fn apply(
     }
     crash_point("backup-copied");
     write_manifest(&set, &manifest)?;
-    fsync_dir(&backup_root).map_err(|e| io_err(backup_dir, e))?;
+    backups.sync().map_err(|e| io_err(backup_dir, e))?;
     crash_point("manifest-written");
 
     let mut failure = None;
-    for (i, (c, m)) in changes.iter().zip(&metas).enumerate() {
-        let host = fs.host_path(&c.path);
-        if let Err(e) = write_atomic(&c.path, &host, c.after.as_bytes(), m, Some(i)) {
+    for (i, (c, (t, m))) in changes.iter().zip(&targets).enumerate() {
+        let r = write_atomic(
+            &c.path,
+            &t.dir,
+            &t.name,
+            Some(&t.current),
+            c.after.as_bytes(),
+            m,
+            Some(i),
+        );
+        if let Err(e) = r {
             failure = Some(e.to_string());
             break;
         }
@@ -558,12 +560,23 @@ pub fn apply(
         // Restore by content, not by what the writes reported: a write can fail after its
         // rename (the directory fsync), leaving the new content in place.
         let mut restore_errors = Vec::new();
-        for (c, m) in changes.iter().zip(&metas) {
-            let host = fs.host_path(&c.path);
-            if std::fs::read(&host).is_ok_and(|now| now == c.before.as_bytes()) {
+        for (c, (t, m)) in changes.iter().zip(&targets) {
+            if t.dir
+                .read(&t.name, MAX_STATE_FILE)
+                .is_ok_and(|now| now == c.before.as_bytes())
+            {
                 continue;
             }
-            if let Err(e) = write_atomic(&c.path, &host, c.before.as_bytes(), m, None) {
+            let r = write_atomic(
+                &c.path,
+                &t.dir,
+                &t.name,
+                Some(&t.current),
+                c.before.as_bytes(),
+                m,
+                None,
+            );
+            if let Err(e) = r {
                 restore_errors.push(e.to_string());
             }
         }
@@ -574,8 +587,8 @@ pub fn apply(
         }
         .into();
         let _ = write_manifest(&set, &manifest);
-        let _ = log(
-            fs,
+        let _ = write_log(
+            &log,
             serde_json::json!({"time": rfc3339(SystemTime::now()), "user": uid(), "action": "apply",
                 "backup_id": id, "files": log_files(&manifest), "result": format!("failed: {why}")}),
         );
@@ -588,47 +601,116 @@ pub fn apply(
             )
         }));
     }
+    // The commit point: the files are written and verified. What fails from here on is a
+    // warning; the next run sees the manifest state and the files as they are.
+    let mut warnings = Vec::new();
     manifest.state = "applied".into();
-    write_manifest(&set, &manifest)?;
+    if let Err(e) = write_manifest(&set, &manifest) {
+        warnings.push(format!(
+            "the files are changed, but the manifest could not be marked applied ({e}); the next run rolls this set back and plans again"
+        ));
+    }
     crash_point("manifest-applied");
-    log(
-        fs,
+    if let Err(e) = write_log(
+        &log,
         serde_json::json!({"time": rfc3339(SystemTime::now()), "user": uid(), "action": "apply",
             "backup_id": id, "files": log_files(&manifest), "result": "applied"}),
-    )?;
+    ) {
+        warnings.push(format!(
+            "the files are changed, but the log line was not written: {e}"
+        ));
+    }
     crash_point("logged");
     Ok(Applied {
         backup_id: id,
-        backup_dir: format!("{}/{}", backup_dir.trim_end_matches('/'), manifest.id),
+        backup_dir: set_node,
         files: changes.iter().map(|c| c.path.clone()).collect(),
+        warnings,
     })
 }
 
-/// Every backup set, oldest first.
-pub fn list(fs: &NodeFs, backup_dir: &str) -> Result<Vec<Manifest>> {
-    let root = host_for(fs, backup_dir)?;
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(&root) else {
-        return Ok(out);
+/// A manifest read back is untrusted input: everything it names must be a plain name, a
+/// resolved absolute node path, a digest or a plain mode before anything is read through it.
+fn validate(m: &Manifest, id: &str, mpath: &str) -> Result<()> {
+    let bad = |what: String| {
+        Err(apply_err(format!(
+            "{mpath}: {what}: the manifest does not validate, so nothing is restored from it"
+        )))
     };
-    for e in rd.flatten() {
-        let p = e.path().join("manifest.json");
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            let m: Manifest = serde_json::from_str(&text).map_err(|err| {
-                Error::parse(
-                    &format!(
-                        "{backup_dir}/{}/manifest.json",
-                        e.file_name().to_string_lossy()
-                    ),
-                    err.line(),
-                    err.column(),
-                    err.to_string(),
-                )
-            })?;
-            out.push(m);
+    if m.id != id {
+        return bad(format!(
+            "its id {:?} is not its directory's name {id:?}",
+            m.id
+        ));
+    }
+    let hex = |h: &str| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    for f in &m.files {
+        if inroot::split(&f.path).is_err()
+            || f.path.split('/').any(|c| c == "." || c == "..")
+            || f.path.contains("//")
+        {
+            return bad(format!("path {:?} is not a resolved absolute path", f.path));
+        }
+        let numbered = f
+            .backup
+            .strip_suffix(".orig")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !numbered {
+            return bad(format!(
+                "backup {:?} is not a backup file name (N.orig)",
+                f.backup
+            ));
+        }
+        if !hex(&f.sha256_before) || !hex(&f.sha256_after) {
+            return bad(format!(
+                "{}: a sha256 is not 64 lowercase hex digits",
+                f.path
+            ));
+        }
+        if f.mode & !0o7777 != 0 {
+            return bad(format!("{}: mode {:o} is not a file mode", f.path, f.mode));
         }
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(())
+}
+
+/// Read and validate set `id` of the open backup directory.
+fn read_set(backups: &Dir, backup_dir: &str, id: &str) -> Result<(Dir, Manifest)> {
+    let set_node = format!("{}/{id}", backup_dir.trim_end_matches('/'));
+    inroot::check_name(id).map_err(|e| io_err(&set_node, e))?;
+    let set = backups.sub(id).map_err(|e| io_err(&set_node, e))?;
+    let mpath = format!("{set_node}/manifest.json");
+    let bytes = set
+        .read("manifest.json", MAX_STATE_FILE)
+        .map_err(|e| io_err(&mpath, e))?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::parse(&mpath, e.line(), e.column(), e.to_string()))?;
+    validate(&m, id, &mpath)?;
+    Ok((set, m))
+}
+
+/// Every backup set, oldest first (by sequence, then time). Entries that are not directories
+/// of their own (a symlink, a file) are not sets and are skipped.
+pub fn list(fs: &NodeFs, backup_dir: &str) -> Result<Vec<Manifest>> {
+    let root = root_dir(fs)?;
+    let Some(backups) = backups(fs, &root, backup_dir, false)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for name in backups.names().map_err(|e| io_err(backup_dir, e))? {
+        let Ok(set) = backups.sub(&name) else {
+            continue;
+        };
+        if !set.exists("manifest.json").unwrap_or(false) {
+            continue;
+        }
+        out.push(read_set(&backups, backup_dir, &name)?.1);
+    }
+    out.sort_by(|a, b| (a.seq, &a.time, &a.id).cmp(&(b.seq, &b.time, &b.id)));
     Ok(out)
 }
 
@@ -641,67 +723,150 @@ pub struct Restored {
     pub restored: Vec<String>,
     /// Files already holding their original content.
     pub unchanged: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// Restore the files of one apply byte for byte. The caller holds the lock. A file changed
-/// after that apply (neither its old nor its new content) is refused unless `force`.
+/// after that apply (neither its old nor its new content) is refused unless `force`; a path
+/// that no longer resolves to a real directory inside the root, a backup that is not a
+/// regular file of the set, or an owner or setuid/setgid bit that does not match the file are
+/// refused even with `force`.
 pub fn rollback(fs: &NodeFs, backup_dir: &str, id: &str, force: bool) -> Result<Restored> {
-    let set = host_for(fs, backup_dir)?.join(id);
-    let mpath = format!("{backup_dir}/{id}/manifest.json");
-    let text = std::fs::read_to_string(set.join("manifest.json")).map_err(|e| io_err(&mpath, e))?;
-    let mut manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| Error::parse(&mpath, e.line(), e.column(), e.to_string()))?;
+    let root = root_dir(fs)?;
+    let Some(backups) = backups(fs, &root, backup_dir, false)? else {
+        return Err(apply_err(format!("{backup_dir}: no backups")));
+    };
+    let (set, mut manifest) = read_set(&backups, backup_dir, id)?;
+    let set_node = format!("{}/{id}", backup_dir.trim_end_matches('/'));
+    let log = open_log(fs, &root)?;
     let mut todo = Vec::new();
     let mut unchanged = Vec::new();
     for f in &manifest.files {
-        let host = fs.host_path(&f.path);
-        let original = std::fs::read(set.join(&f.backup))
-            .map_err(|e| io_err(&format!("{backup_dir}/{id}/{}", f.backup), e))?;
+        let original = set
+            .read(&f.backup, MAX_STATE_FILE)
+            .map_err(|e| io_err(&format!("{set_node}/{}", f.backup), e))?;
         if sha256_hex(&original) != f.sha256_before {
             return Err(apply_err(format!(
-                "{backup_dir}/{id}/{}: the backup is corrupt (sha256 mismatch)",
+                "{set_node}/{}: the backup is corrupt (sha256 mismatch)",
                 f.backup
             )));
         }
-        let now = std::fs::read(&host).ok();
-        let now_sha = now.as_deref().map(sha256_hex);
-        if now_sha.as_deref() == Some(f.sha256_before.as_str()) {
+        let t = target(&root, &f.path)?;
+        let meta = t.current.metadata().map_err(|e| io_err(&f.path, e))?;
+        if (meta.uid(), meta.gid()) != (f.uid, f.gid) {
+            return Err(apply_err(format!(
+                "{}: owned by {}:{} now, but the manifest records {}:{}: refused",
+                f.path,
+                meta.uid(),
+                meta.gid(),
+                f.uid,
+                f.gid
+            )));
+        }
+        let special = f.mode & 0o6000;
+        if special & !(meta.permissions().mode() & 0o6000) != 0 {
+            return Err(apply_err(format!(
+                "{}: the manifest would add setuid/setgid bits ({:o}) the file does not have: refused",
+                f.path, f.mode
+            )));
+        }
+        let now = inroot::read_bounded(
+            t.current.try_clone().map_err(|e| io_err(&f.path, e))?,
+            MAX_STATE_FILE,
+            &f.path,
+        )
+        .map_err(|e| io_err(&f.path, e))?;
+        let now_sha = sha256_hex(&now);
+        if now_sha == f.sha256_before {
             unchanged.push(f.path.clone());
             continue;
         }
-        if now_sha.as_deref() != Some(f.sha256_after.as_str()) && !force {
+        if now_sha != f.sha256_after && !force {
             return Err(apply_err(format!(
                 "{}: changed after apply {id} (it holds neither the content before nor the content after it); pass --force to restore it anyway",
                 f.path
             )));
         }
-        check_replaceable(&f.path, &host, original.len() as u64)?;
-        todo.push((f.clone(), host, original));
+        check_replaceable(&f.path, &t.dir, &t.name, &t.current, original.len() as u64)?;
+        todo.push((f.clone(), t, original));
     }
     let mut restored = Vec::new();
-    for (f, host, original) in &todo {
+    for (f, t, original) in &todo {
         let meta = Meta {
             mode: f.mode,
             uid: f.uid,
             gid: f.gid,
         };
-        write_atomic(&f.path, host, original, &meta, None)?;
+        write_atomic(
+            &f.path,
+            &t.dir,
+            &t.name,
+            Some(&t.current),
+            original,
+            &meta,
+            None,
+        )?;
         restored.push(f.path.clone());
     }
+    let mut warnings = Vec::new();
     manifest.state = "rolled-back".into();
-    write_manifest(&set, &manifest)?;
-    log(
-        fs,
+    if let Err(e) = write_manifest(&set, &manifest) {
+        warnings.push(format!(
+            "the files are restored, but the manifest could not be updated: {e}"
+        ));
+    }
+    if let Err(e) = write_log(
+        &log,
         serde_json::json!({"time": rfc3339(SystemTime::now()), "user": uid(), "action": "rollback",
             "backup_id": id, "files": log_files(&manifest), "result": "restored", "forced": force}),
-    )?;
+    ) {
+        warnings.push(format!(
+            "the files are restored, but the log line was not written: {e}"
+        ));
+    }
     Ok(Restored {
         backup_id: id.into(),
         unit: manifest.unit.clone(),
         daemon_reload: manifest.daemon_reload,
         restored,
         unchanged,
+        warnings,
     })
+}
+
+/// Finish what a killed run left: every set still `prepared` (backups written, files maybe
+/// changed, never verified) is rolled back by content (a file holding the new content gets
+/// its backup back; one holding the old content is left; one holding anything else is left
+/// and reported) and marked `interrupted`. Called under the lock before planning, so the
+/// next apply starts from the original files and one `rollback --last` after it restores
+/// them. Returns what it did, for the report.
+pub fn recover(fs: &NodeFs, backup_dir: &str) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for m in list(fs, backup_dir)?
+        .into_iter()
+        .filter(|m| m.state == "prepared")
+    {
+        let r = rollback(fs, backup_dir, &m.id, false).map_err(|e| {
+            apply_err(format!(
+                "backup set {} was left unfinished by an interrupted run and cannot be rolled back ({e}); resolve it with kubelet-remediate rollback {} [--force] first",
+                m.id, m.id
+            ))
+        })?;
+        let root = root_dir(fs)?;
+        if let Some(backups) = backups(fs, &root, backup_dir, false)?
+            && let Ok((set, mut done)) = read_set(&backups, backup_dir, &m.id)
+        {
+            done.state = "interrupted".into();
+            let _ = write_manifest(&set, &done);
+        }
+        notes.push(format!(
+            "backup set {} was left unfinished by an interrupted run: rolled back ({} restored, {} already original) before planning",
+            m.id,
+            r.restored.len(),
+            r.unchanged.len()
+        ));
+    }
+    Ok(notes)
 }
 
 #[cfg(test)]
