@@ -68,18 +68,8 @@ pub fn check_name(name: &str) -> io::Result<()> {
 impl Dir {
     /// The root itself (`--root`, which may be a symlink the operator named: it is followed).
     pub fn root(root: &Path) -> io::Result<Dir> {
-        let c = CString::new(root.as_os_str().as_encoded_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in --root"))?;
-        // SAFETY: open on a valid C path; the descriptor is owned below.
-        let fd = check(unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })?;
         Ok(Dir {
-            // SAFETY: fd was just opened and is owned by no one else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: open_host(root, libc::O_RDONLY | libc::O_DIRECTORY)?,
             node: "/".into(),
         })
     }
@@ -357,17 +347,7 @@ pub fn read_bounded(f: File, max: u64, name: &str) -> io::Result<Vec<u8>> {
 /// be a regular file on the descriptor itself, read up to `max` bytes. A FIFO or `/dev/zero`
 /// is refused at once.
 pub fn read_host_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))?;
-    // SAFETY: open on a valid C path; the descriptor is owned below.
-    let fd = check(unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    })?;
-    // SAFETY: fd was just opened and is owned by no one else.
-    let f = unsafe { File::from_raw_fd(fd) };
+    let f = File::from(open_host(path, libc::O_RDONLY | libc::O_NONBLOCK)?);
     if !f.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -375,6 +355,16 @@ pub fn read_host_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
         ));
     }
     read_bounded(f, max, &path.display().to_string())
+}
+
+/// `open(2)` of a host path with `flags` (and O_CLOEXEC).
+pub fn open_host(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))?;
+    // SAFETY: open on a valid C path; the descriptor is owned below.
+    let fd = check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    // SAFETY: fd was just opened and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Split a resolved node path into its directory and file name.

@@ -138,25 +138,36 @@ impl NodeFs {
             return Ok(Some((resolved, text.clone())));
         }
         let host = self.host_path(&resolved);
-        let meta = match fs::metadata(&host) {
-            Ok(m) => m,
+        // Open first, then look at what was opened: a FIFO swapped in after a stat would block
+        // a plain open. O_NOFOLLOW: the resolved path has no symlink left, so one now was
+        // swapped in.
+        let f = match crate::inroot::open_host(
+            &host,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        ) {
+            Ok(fd) => fs::File::from(fd),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Error::Resolve {
+                    path: path.into(),
+                    message: format!("became a symlink while it was read (resolves to {resolved})"),
+                });
+            }
             Err(e) => return Err(Error::io(path, e)),
         };
+        let meta = f.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {
-            // Never open a FIFO or device: reading one could block or have side effects.
+            // Never read a FIFO or device: reading one could block or have side effects.
             return Err(Error::Resolve {
                 path: path.into(),
                 message: format!("not a regular file (resolves to {resolved})"),
             });
         }
-        if meta.len() > MAX_FILE_SIZE {
-            return Err(Error::Resolve {
+        let bytes =
+            crate::inroot::read_bounded(f, MAX_FILE_SIZE, path).map_err(|e| Error::Resolve {
                 path: path.into(),
-                message: format!("file is larger than {MAX_FILE_SIZE} bytes"),
-            });
-        }
-        let bytes = fs::read(&host).map_err(|e| Error::io(path, e))?;
+                message: e.to_string(),
+            })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             Error::io(
                 path,
