@@ -42,9 +42,19 @@ struct Ev<'a> {
 struct Builder<'a> {
     f: &'a SourceFile,
     parser: Parser<'a, StrInput<'a>>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values and how many nodes each is.
+    anchors: HashMap<usize, (Value, usize)>,
     duplicate: Option<(String, usize, usize)>,
+    /// Collections open around the current event.
+    depth: usize,
+    /// Nodes still allowed to be built, aliases expanded (a "billion laughs" stops here).
+    budget: usize,
 }
+
+/// As deep as the JSON reader goes: the builder recurses once per level.
+const MAX_DEPTH: usize = 512;
+/// Nodes an alias may add beyond the file's own (each alias expands to a copy of its anchor).
+const ALIAS_NODES: usize = 1_000_000;
 
 pub fn parse(f: &SourceFile) -> Result<Parsed> {
     let mut b = Builder {
@@ -52,6 +62,8 @@ pub fn parse(f: &SourceFile) -> Result<Parsed> {
         parser: Parser::new_from_str(&f.text),
         anchors: HashMap::new(),
         duplicate: None,
+        depth: 0,
+        budget: f.text.len() + ALIAS_NODES,
     };
     let mut entries = Vec::new();
     let mut value = Value::Null;
@@ -67,8 +79,10 @@ pub fn parse(f: &SourceFile) -> Result<Parsed> {
                 later_documents = later_key_lines(&f.text, line);
                 break;
             }
-            Event::MappingStart(anchor, _) => value = b.mapping(anchor, Some(&mut entries))?,
-            Event::Scalar(..) | Event::SequenceStart(..) | Event::Alias(_) => value = b.node(e)?,
+            Event::MappingStart(anchor, _) => {
+                value = b.mapping(anchor, Some(&mut entries), e.span)?.0
+            }
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::Alias(_) => value = b.node(e)?.0,
             _ => {}
         }
     }
@@ -117,45 +131,100 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn node(&mut self, e: Ev<'a>) -> Result<Value> {
+    fn refuse(&self, at: Span, why: &str) -> Error {
+        Error::parse(&self.f.path, at.start.line(), at.start.col() + 1, why)
+    }
+
+    /// Count `n` more nodes against the budget.
+    fn spend(&mut self, n: usize, at: Span) -> Result<()> {
+        self.budget = self.budget.checked_sub(n).ok_or_else(|| {
+            self.refuse(
+                at,
+                "aliases expand to more than a million nodes (a YAML alias bomb?): refused",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Enter a collection, refusing nesting the recursion could not survive.
+    fn enter(&mut self, at: Span) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.refuse(
+                at,
+                &format!("nesting deeper than {MAX_DEPTH} levels: refused"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, anchor: usize, val: &Value, size: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, (val.clone(), size));
+        }
+    }
+
+    /// A node and how many nodes it is.
+    fn node(&mut self, e: Ev<'a>) -> Result<(Value, usize)> {
+        let at = e.span;
         match e.ev {
             Event::Scalar(v, style, anchor, tag) => {
+                self.spend(1, at)?;
                 let val = scalar(&v, style, tag.as_deref());
-                if anchor > 0 {
-                    self.anchors.insert(anchor, val.clone());
-                }
-                Ok(val)
+                self.remember(anchor, &val, 1);
+                Ok((val, 1))
             }
-            Event::Alias(id) => Ok(self.anchors.get(&id).cloned().unwrap_or(Value::Null)),
+            Event::Alias(id) => {
+                let Some(size) = self.anchors.get(&id).map(|(_, n)| *n) else {
+                    return Ok((Value::Null, 1));
+                };
+                // Charge before copying, so a bomb is refused before it is built.
+                self.spend(size, at)?;
+                Ok((self.anchors[&id].0.clone(), size))
+            }
             Event::SequenceStart(anchor, _) => {
+                self.enter(at)?;
+                self.spend(1, at)?;
                 let mut v = Vec::new();
+                let mut size = 1;
                 loop {
                     let e = self.next()?;
                     if let Event::SequenceEnd = e.ev {
                         break;
                     }
-                    v.push(self.node(e)?);
+                    let (item, n) = self.node(e)?;
+                    size += n;
+                    v.push(item);
                 }
+                self.depth -= 1;
                 let val = Value::Seq(v);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, val.clone());
-                }
-                Ok(val)
+                self.remember(anchor, &val, size);
+                Ok((val, size))
             }
-            Event::MappingStart(anchor, _) => self.mapping(anchor, None),
-            _ => Ok(Value::Null),
+            Event::MappingStart(anchor, _) => self.mapping(anchor, None, at),
+            _ => Ok((Value::Null, 1)),
         }
     }
 
-    fn mapping(&mut self, anchor: usize, mut top: Option<&mut Vec<Entry>>) -> Result<Value> {
+    fn mapping(
+        &mut self,
+        anchor: usize,
+        mut top: Option<&mut Vec<Entry>>,
+        at: Span,
+    ) -> Result<(Value, usize)> {
+        self.enter(at)?;
+        self.spend(1, at)?;
         let mut m = BTreeMap::new();
+        let mut size = 1;
         loop {
             let k = self.next()?;
             if let Event::MappingEnd = k.ev {
                 break;
             }
             let (kl, kc) = (k.span.start.line(), k.span.start.col());
-            let key = match self.node(k)? {
+            let (key, n) = self.node(k)?;
+            size += n;
+            let key = match key {
                 Value::Str(s) | Value::Num(s) => s,
                 Value::Bool(b) => b.to_string(),
                 Value::Null => "null".into(),
@@ -170,17 +239,22 @@ impl<'a> Builder<'a> {
                 ));
             }
             let v = self.next()?;
-            let vline = v.span.start.line();
-            let vstart = self.f.offset_of(vline, v.span.start.col());
             let is_scalar = matches!(v.ev, Event::Scalar(..));
             let raw_expected = match &v.ev {
                 Event::Scalar(s, style, _, _) => Some((s.to_string(), *style)),
                 _ => None,
             };
-            let val = self.node(v)?;
-            if let Some(entries) = top.as_deref_mut()
-                && super::folds_to_field(&key)
-            {
+            // Positions are only needed for the one key that may be edited (computing them is
+            // a walk along the line).
+            let ours = top.is_some() && super::folds_to_field(&key);
+            let vstart = if ours {
+                self.f.offset_of(v.span.start.line(), v.span.start.col())
+            } else {
+                0
+            };
+            let (val, n) = self.node(v)?;
+            size += n;
+            if ours && let Some(entries) = top.as_deref_mut() {
                 let occ = self.occurrence(&key, kl, kc, vstart, is_scalar, raw_expected, &val)?;
                 entries.push(Entry {
                     key: key.clone(),
@@ -192,11 +266,10 @@ impl<'a> Builder<'a> {
             }
             m.insert(key, val);
         }
+        self.depth -= 1;
         let val = Value::Map(m);
-        if anchor > 0 {
-            self.anchors.insert(anchor, val.clone());
-        }
-        Ok(val)
+        self.remember(anchor, &val, size);
+        Ok((val, size))
     }
 
     fn is_key(&self, key: &str, line: usize, col: usize) -> bool {
@@ -375,6 +448,26 @@ mod tests {
             s.into(),
         ))
         .map(|p| (p.value, p.entries))
+    }
+
+    #[test]
+    fn deep_nesting_and_alias_bombs_are_refused() {
+        let deep = format!("x:\n{}1\n", "- ".repeat(100_000));
+        let e = p(&deep).err().unwrap().to_string();
+        assert!(e.contains("nesting deeper than 512"), "{e}");
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = (b'a' + i - 1) as char;
+            let cur = (b'a' + i) as char;
+            bomb += &format!(
+                "{cur}: &{cur} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            );
+        }
+        assert!(bomb.len() < 1024);
+        let e = p(&bomb).err().unwrap().to_string();
+        assert!(e.contains("alias bomb"), "{e}");
+        // Ordinary anchors and aliases still work.
+        assert!(p("a: &x {b: 1}\nc: *x\n").is_ok());
     }
 
     #[test]
