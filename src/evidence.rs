@@ -260,8 +260,9 @@ pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) ->
         for p in paths {
             let (doc, value) = read_doc(fs, files, &p, "found in --config-dir")?;
             config::require_type_meta(&value, files.get(doc.file))?;
-            let base = merged.take().unwrap_or(Value::Map(Default::default()));
-            merged = Some(config::merge_patch(&base, &value));
+            let mut base = merged.take().unwrap_or(Value::Map(Default::default()));
+            config::merge_into(&mut base, value);
+            merged = Some(base);
             c.dropins.push(ConfigSource { named: p, doc });
         }
         c.config_dir = Some(dir);
@@ -393,7 +394,7 @@ pub fn arg_origin(files: &Files, a: &Arg) -> Option<Origin> {
     let loc = a
         .value
         .first_loc()
-        .or_else(|| a.container.locs.get(a.raw.start).copied().flatten())
+        .or_else(|| a.container.loc(a.raw.start))
         .or_else(|| a.container.first_loc())?;
     let f = files.get(loc.file);
     let (line, column) = f.line_col(loc.start);
@@ -443,9 +444,5 @@ pub fn inert_settings(ev: &Evidence) -> Vec<(Origin, String, String)> {
 
 /// Text with no file behind it (arguments the tool assembles itself, such as k3s's `--`).
 pub fn plain(s: &str) -> Traced {
-    let mut t = Traced::default();
-    for c in s.chars() {
-        t.push(c, None);
-    }
-    t
+    Traced::made_up(s)
 }

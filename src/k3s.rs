@@ -13,6 +13,7 @@ use crate::root::NodeFs;
 use crate::systemd::exec::{Arg, Service};
 use crate::text::{FileId, Files, SourceFile, Traced};
 use saphyr_parser::{Event, Parser, ScalarStyle};
+use std::sync::Arc;
 
 /// Units that run a kubelet inside, and their distribution.
 pub const UNITS: &[(&str, &str)] = &[
@@ -123,7 +124,7 @@ pub fn kubelet_argv(
     let mut argv = vec![Arg {
         value: plain("kubelet"),
         var: None,
-        container: Traced::default(),
+        container: Default::default(),
         raw: 0..0,
         removable: false,
     }];
@@ -132,7 +133,7 @@ pub fn kubelet_argv(
         argv.push(Arg {
             value: plain(&format!("--config-dir={dir}")),
             var: None,
-            container: Traced::default(),
+            container: Default::default(),
             raw: 0..0,
             removable: false,
         });
@@ -147,7 +148,7 @@ pub fn kubelet_argv(
 /// `--` + the entry (k3s accepts entries with or without the dashes).
 fn as_kubelet_flag(
     v: &Traced,
-    container: Traced,
+    container: Arc<Traced>,
     raw: std::ops::Range<usize>,
     removable: bool,
 ) -> Arg {
@@ -273,7 +274,7 @@ fn item(
             let rest = f.text[after..lr.end].trim();
             rest.is_empty() || rest.starts_with('#')
         };
-    let container = Traced::from_file(id, lr.start, line_text);
+    let container = Arc::new(Traced::from_file(id, lr.start, line_text));
     let raw = 0..container.text.len();
     Entry {
         arg: as_kubelet_flag(&value, container, raw, alone),

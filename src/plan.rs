@@ -284,7 +284,7 @@ fn remove_arg(ev: &Evidence, a: &Arg) -> Option<Edit> {
     }
     let c = &a.container;
     let b = c.text.as_bytes();
-    let blank = |i: usize| matches!(b[i], b' ' | b'\t') && c.locs[i].is_some();
+    let blank = |i: usize| matches!(b[i], b' ' | b'\t') && c.loc(i).is_some();
     let mut r = a.raw.clone();
     let mut s = r.start;
     while s > 0 && blank(s - 1) {

@@ -68,15 +68,19 @@ impl SourceFile {
 #[derive(Debug, Default, Clone)]
 pub struct Files {
     files: Vec<SourceFile>,
+    /// Resolved path to id, so adding a file is not a scan of every file read so far.
+    by_resolved: std::collections::HashMap<String, FileId>,
 }
 
 impl Files {
     /// Register a file read from the node. One file reached under two names (a symlink and its
     /// target) is one entry, so edits to it can never be planned twice.
     pub fn add(&mut self, file: SourceFile) -> FileId {
-        if let Some(id) = self.files.iter().position(|f| f.resolved == file.resolved) {
+        if let Some(&id) = self.by_resolved.get(&file.resolved) {
             return id;
         }
+        self.by_resolved
+            .insert(file.resolved.clone(), self.files.len());
         self.files.push(file);
         self.files.len() - 1
     }
@@ -91,7 +95,8 @@ impl Files {
 }
 
 /// Where one byte of a value came from: the file bytes `start..end` produced it (an escape
-/// sequence produces one byte from several).
+/// sequence produces one byte from several; every byte of a multi-byte character maps to the
+/// whole character).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loc {
     pub file: FileId,
@@ -107,71 +112,214 @@ pub struct Span {
     pub end: usize,
 }
 
-/// Text with the origin of each byte (`None`: made up, e.g. an expanded `%%` specifier).
+/// Bytes `at..at + len` of a [`Traced`] text and where they came from: copied from file bytes
+/// `start..start + len` (`copied`), made from file bytes `start..end` by an escape (one
+/// character), or made up (`src: None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    at: usize,
+    len: usize,
+    src: Option<Src>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Src {
+    file: FileId,
+    start: usize,
+    end: usize,
+    copied: bool,
+}
+
+/// Text with the origin of its bytes, stored as runs: a stretch copied from a file is one run
+/// whatever its length, so provenance costs a few words per piece of a file, never per byte.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Traced {
     pub text: String,
-    pub locs: Vec<Option<Loc>>,
+    runs: Vec<Run>,
 }
 
 impl Traced {
     /// `s`, found at byte `start` of file `file`, with every byte traced to itself.
     pub fn from_file(file: FileId, start: usize, s: &str) -> Traced {
-        let mut t = Traced::default();
-        for (i, c) in s.char_indices() {
-            let at = start + i;
-            t.push(
-                c,
-                Some(Loc {
+        let mut t = Traced {
+            text: s.to_string(),
+            runs: Vec::new(),
+        };
+        if !s.is_empty() {
+            t.runs.push(Run {
+                at: 0,
+                len: s.len(),
+                src: Some(Src {
                     file,
-                    start: at,
-                    end: at + c.len_utf8(),
+                    start,
+                    end: start + s.len(),
+                    copied: true,
                 }),
-            );
+            });
         }
         t
     }
 
-    pub fn push(&mut self, c: char, loc: Option<Loc>) {
-        self.text.push(c);
-        for _ in 0..c.len_utf8() {
-            self.locs.push(loc);
+    /// Text with no file behind it.
+    pub fn made_up(s: &str) -> Traced {
+        let mut t = Traced::default();
+        t.add_run(s.len(), None);
+        t.text.push_str(s);
+        t
+    }
+
+    /// Add a run for `len` bytes about to be appended, merging it into the last one when it
+    /// continues it.
+    fn add_run(&mut self, len: usize, src: Option<Src>) {
+        if len == 0 {
+            return;
         }
+        let at = self.text.len();
+        if let Some(last) = self.runs.last_mut()
+            && last.at + last.len == at
+        {
+            match (&mut last.src, src) {
+                (None, None) => {
+                    last.len += len;
+                    return;
+                }
+                (Some(l), Some(s))
+                    if l.copied && s.copied && l.file == s.file && l.end == s.start =>
+                {
+                    l.end = s.end;
+                    last.len += len;
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.runs.push(Run { at, len, src });
+    }
+
+    pub fn push(&mut self, c: char, loc: Option<Loc>) {
+        let len = c.len_utf8();
+        let src = loc.map(|l| Src {
+            file: l.file,
+            start: l.start,
+            end: l.end,
+            copied: l.end - l.start == len,
+        });
+        self.add_run(len, src);
+        self.text.push(c);
     }
 
     pub fn append(&mut self, other: &Traced) {
-        self.text.push_str(&other.text);
-        self.locs.extend_from_slice(&other.locs);
+        // Runs cover a text contiguously from its start: replay them (the first may continue
+        // our last one).
+        for r in &other.runs {
+            self.add_run(r.len, r.src);
+            self.text.push_str(&other.text[r.at..r.at + r.len]);
+        }
     }
 
     pub fn slice(&self, r: Range<usize>) -> Traced {
-        Traced {
+        let mut out = Traced {
             text: self.text[r.clone()].to_string(),
-            locs: self.locs[r].to_vec(),
+            runs: Vec::new(),
+        };
+        for run in self.runs_in(r.clone()) {
+            let (s, e) = (run.at.max(r.start), (run.at + run.len).min(r.end));
+            let src = run.src.map(|src| {
+                if src.copied {
+                    Src {
+                        start: src.start + (s - run.at),
+                        end: src.start + (e - run.at),
+                        ..src
+                    }
+                } else {
+                    src
+                }
+            });
+            out.runs.push(Run {
+                at: s - r.start,
+                len: e - s,
+                src,
+            });
         }
+        out
+    }
+
+    /// The runs overlapping bytes `r`.
+    fn runs_in(&self, r: Range<usize>) -> impl Iterator<Item = &Run> {
+        let first = self.runs.partition_point(|run| run.at + run.len <= r.start);
+        self.runs[first..]
+            .iter()
+            .take_while(move |run| run.at < r.end)
     }
 
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
     }
 
+    /// Where byte `i` came from (the whole character it belongs to).
+    pub fn loc(&self, i: usize) -> Option<Loc> {
+        let run = self.runs_in(i..i + 1).next()?;
+        let src = run.src?;
+        if !src.copied {
+            return Some(Loc {
+                file: src.file,
+                start: src.start,
+                end: src.end,
+            });
+        }
+        let mut cs = i;
+        while !self.text.is_char_boundary(cs) {
+            cs -= 1;
+        }
+        let clen = self.text[cs..].chars().next().map_or(1, char::len_utf8);
+        let start = src.start + (cs - run.at);
+        Some(Loc {
+            file: src.file,
+            start,
+            end: start + clen,
+        })
+    }
+
     /// The single contiguous file span that produced bytes `r`, if there is one.
     pub fn span_of(&self, r: Range<usize>) -> Option<Span> {
-        let locs = &self.locs[r];
-        let first = (*locs.first()?)?;
-        let mut end = first.end;
-        for loc in locs {
-            let loc = (*loc)?;
-            if loc.file != first.file || loc.start < first.start {
+        if r.is_empty() {
+            return self.loc(r.start).map(|l| Span {
+                file: l.file,
+                start: l.start,
+                end: l.end,
+            });
+        }
+        let mut out: Option<Span> = None;
+        let mut covered = r.start;
+        for run in self.runs_in(r.clone()) {
+            let src = run.src?;
+            let (s, e) = (run.at.max(r.start), (run.at + run.len).min(r.end));
+            if s != covered {
                 return None;
             }
-            end = end.max(loc.end);
+            covered = e;
+            let (ps, pe) = if src.copied {
+                (src.start + (s - run.at), src.start + (e - run.at))
+            } else {
+                (src.start, src.end)
+            };
+            match &mut out {
+                None => {
+                    out = Some(Span {
+                        file: src.file,
+                        start: ps,
+                        end: pe,
+                    })
+                }
+                Some(o) => {
+                    if src.file != o.file || ps < o.start {
+                        return None;
+                    }
+                    o.end = o.end.max(pe);
+                }
+            }
         }
-        Some(Span {
-            file: first.file,
-            start: first.start,
-            end,
-        })
+        (covered >= r.end).then_some(out).flatten()
     }
 
     /// The span of the whole text.
@@ -181,6 +329,84 @@ impl Traced {
 
     /// The first file location of this text, for "file:line" reports.
     pub fn first_loc(&self) -> Option<Loc> {
-        self.locs.iter().flatten().next().copied()
+        let run = self.runs.iter().find(|r| r.src.is_some())?;
+        self.loc(run.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_merge_and_map_back() {
+        let mut t = Traced::from_file(0, 10, "ab");
+        t.push(
+            'c',
+            Some(Loc {
+                file: 0,
+                start: 12,
+                end: 13,
+            }),
+        );
+        t.push(
+            'é',
+            Some(Loc {
+                file: 0,
+                start: 13,
+                end: 15,
+            }),
+        );
+        assert_eq!(t.runs.len(), 1, "a continued copy is one run");
+        t.push(
+            '\n',
+            Some(Loc {
+                file: 0,
+                start: 15,
+                end: 17,
+            }),
+        );
+        t.push(' ', None);
+        t.append(&Traced::from_file(0, 17, "xy"));
+        assert_eq!(t.text, "abcé\n xy");
+        assert_eq!(
+            t.span_of(0..5),
+            Some(Span {
+                file: 0,
+                start: 10,
+                end: 15
+            })
+        );
+        assert_eq!(
+            t.loc(4),
+            Some(Loc {
+                file: 0,
+                start: 13,
+                end: 15
+            }),
+            "a byte inside é"
+        );
+        assert_eq!(
+            t.loc(5),
+            Some(Loc {
+                file: 0,
+                start: 15,
+                end: 17
+            }),
+            "an escape"
+        );
+        assert_eq!(t.loc(6), None);
+        assert_eq!(t.span_of(5..7), None, "a made-up byte has no span");
+        let s = t.slice(7..9);
+        assert_eq!(s.text, "xy");
+        assert_eq!(
+            s.span(),
+            Some(Span {
+                file: 0,
+                start: 17,
+                end: 19
+            })
+        );
+        assert_eq!(t.first_loc().unwrap().start, 10);
     }
 }

@@ -179,22 +179,31 @@ pub fn require_type_meta(value: &Value, f: &SourceFile) -> Result<()> {
 
 /// RFC 7386 JSON merge patch, as the kubelet applies each `--config-dir` drop-in.
 pub fn merge_patch(target: &Value, patch: &Value) -> Value {
+    let mut t = target.clone();
+    merge_into(&mut t, patch.clone());
+    t
+}
+
+/// [`merge_patch`] in place, consuming the patch: applying N drop-ins costs their size, not N
+/// copies of the merged configuration.
+pub fn merge_into(target: &mut Value, patch: Value) {
     let Value::Map(p) = patch else {
-        return patch.clone();
+        *target = patch;
+        return;
     };
-    let mut t = match target {
-        Value::Map(m) => m.clone(),
-        _ => BTreeMap::new(),
+    if !matches!(target, Value::Map(_)) {
+        *target = Value::Map(BTreeMap::new());
+    }
+    let Value::Map(t) = target else {
+        unreachable!("made a map above")
     };
     for (k, v) in p {
-        if *v == Value::Null {
-            t.remove(k);
+        if v == Value::Null {
+            t.remove(&k);
         } else {
-            let cur = t.get(k).cloned().unwrap_or(Value::Null);
-            t.insert(k.clone(), merge_patch(&cur, v));
+            merge_into(t.entry(k).or_insert(Value::Null), v);
         }
     }
-    Value::Map(t)
 }
 
 /// Whether two configurations are equal apart from `makeIPTablesUtilChains` in any spelling,

@@ -61,9 +61,8 @@ pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
         *value = Traced::default();
     };
     let text = file.text.split('\0').next().unwrap_or("");
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut prev_backslash_at: usize = 0;
-    for &(i, c) in &chars {
+    for (i, c) in text.char_indices() {
         let nl = c == '\n' || c == '\r';
         match st {
             St::PreKey => {

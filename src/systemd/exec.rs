@@ -14,6 +14,8 @@ use super::words::{self, Word};
 use crate::error::{Error, Result};
 use crate::root::NodeFs;
 use crate::text::{FileId, Files, SourceFile, Span, Traced};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Where an environment value was assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +53,8 @@ pub struct Arg {
     pub var: Option<String>,
     /// The text this argument was cut from, and its range there (quotes included): deleting
     /// that range (with blanks of the same text next to it) removes exactly this argument.
-    pub container: Traced,
+    /// Shared by every argument cut from it (never copied per argument).
+    pub container: Arc<Traced>,
     pub raw: std::ops::Range<usize>,
     /// Whether removing `raw` from the container removes the argument and nothing else.
     pub removable: bool,
@@ -340,13 +343,7 @@ impl Service {
 
 fn at_error(files: &Files, d: &Directive, at: usize, msg: String) -> Error {
     let f = files.get(d.file);
-    let (line, col) = d
-        .value
-        .locs
-        .get(at)
-        .copied()
-        .flatten()
-        .map_or((d.line, 1), |l| f.line_col(l.start));
+    let (line, col) = d.value.loc(at).map_or((d.line, 1), |l| f.line_col(l.start));
     Error::parse(&f.path, line, col, msg)
 }
 
@@ -357,22 +354,28 @@ fn mark_overridden(env: &mut [EnvEntry], files: &Files) {
             format!("{}:{}", files.get(*file).path, line)
         }
     };
+    // One pass for each name's winner: the last file assignment if any, else the last
+    // directive assignment (linear in the number of assignments).
+    let mut winner: HashMap<String, usize> = HashMap::new();
+    for (j, e) in env.iter().enumerate() {
+        if e.inert.is_some() {
+            continue;
+        }
+        let from_file = matches!(e.origin, EnvOrigin::File { .. });
+        match winner.get_mut(&e.name) {
+            Some(w) if from_file || !matches!(env[*w].origin, EnvOrigin::File { .. }) => *w = j,
+            Some(_) => {}
+            None => {
+                winner.insert(e.name.clone(), j);
+            }
+        }
+    }
     for i in 0..env.len() {
         if env[i].inert.is_some() {
             continue;
         }
-        // The winner is the last file assignment if any, else the last directive assignment.
-        let name = env[i].name.clone();
-        let winner = env
-            .iter()
-            .enumerate()
-            .rev()
-            .filter(|(_, e)| e.name == name && e.inert.is_none())
-            .max_by_key(|(j, e)| (matches!(e.origin, EnvOrigin::File { .. }), *j))
-            .map(|(j, _)| j);
-        if let Some(w) = winner
-            && w != i
-        {
+        let w = winner[&env[i].name];
+        if w != i {
             let why = if matches!(env[w].origin, EnvOrigin::File { .. })
                 && matches!(env[i].origin, EnvOrigin::Directive { .. })
             {
@@ -386,6 +389,14 @@ fn mark_overridden(env: &mut [EnvEntry], files: &Files) {
             env[i].inert = Some(why);
         }
     }
+}
+
+/// The assignment of each variable the service gets (at most one is live per name).
+fn live_env(env: &[EnvEntry]) -> HashMap<&str, &EnvEntry> {
+    env.iter()
+        .filter(|e| e.inert.is_none())
+        .map(|e| (e.name.as_str(), e))
+        .collect()
 }
 
 /// systemd specifiers a kubelet unit uses: `%n` (full unit name), `%N` (without the type
@@ -410,14 +421,14 @@ fn expand_percent(t: &Traced, unit: &str) -> Traced {
             };
             if let Some(rep) = rep {
                 for c in rep.chars() {
-                    out.push(c, t.locs[i]);
+                    out.push(c, t.loc(i));
                 }
                 i += 2;
                 continue;
             }
         }
         let c = t.text[i..].chars().next().unwrap();
-        out.push(c, t.locs[i]);
+        out.push(c, t.loc(i));
         i += c.len_utf8();
     }
     out
@@ -436,12 +447,10 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
     let body = v.slice(skip..v.text.len());
     let ws: Vec<Word> = words::split(&body, words::EXEC)
         .map_err(|(m, at)| at_error(files, exec, at + skip, format!("ExecStart=: {m}")))?;
-    let live = |name: &str| {
-        env.iter()
-            .rev()
-            .find(|e| e.name == name && e.inert.is_none())
-    };
+    let vars = live_env(env);
+    let live = |name: &str| vars.get(name).copied();
     let mut argv = Vec::new();
+    let whole = Arc::new(body.clone());
     for (i, w) in ws.into_iter().enumerate() {
         if at_prefix && i == 0 {
             continue; // with '@' the second word is argv[0]
@@ -452,7 +461,7 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
             argv.push(Arg {
                 value,
                 var: None,
-                container: body.clone(),
+                container: whole.clone(),
                 raw: w.raw,
                 removable: true,
             });
@@ -464,11 +473,12 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
             && envfile::valid_name(name)
         {
             if let Some(e) = live(name) {
+                let value = Arc::new(e.value.clone());
                 for p in words::split(&e.value, words::VAR_SPLIT).unwrap_or_default() {
                     argv.push(Arg {
                         value: p.value,
                         var: Some(name.to_string()),
-                        container: e.value.clone(),
+                        container: value.clone(),
                         raw: p.raw,
                         removable: true,
                     });
@@ -476,12 +486,12 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
             }
             continue;
         }
-        let (expanded, var) = replace_braced(&value, env);
+        let (expanded, var) = replace_braced(&value, &vars);
         argv.push(Arg {
             removable: var.is_none(),
             value: expanded,
             var,
-            container: body.clone(),
+            container: whole.clone(),
             raw: w.raw,
         });
     }
@@ -489,7 +499,7 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
 }
 
 /// Replace `${NAME}` (exactly, no splitting) and `$$` inside one word.
-fn replace_braced(w: &Traced, env: &[EnvEntry]) -> (Traced, Option<String>) {
+fn replace_braced(w: &Traced, vars: &HashMap<&str, &EnvEntry>) -> (Traced, Option<String>) {
     if !w.text.contains('$') {
         return (w.clone(), None);
     }
@@ -500,7 +510,7 @@ fn replace_braced(w: &Traced, env: &[EnvEntry]) -> (Traced, Option<String>) {
     while i < t.len() {
         let rest = &t[i..];
         if rest.starts_with("$$") {
-            out.push('$', w.locs[i]);
+            out.push('$', w.loc(i));
             i += 2;
             continue;
         }
@@ -508,11 +518,7 @@ fn replace_braced(w: &Traced, env: &[EnvEntry]) -> (Traced, Option<String>) {
             && let Some(close) = inner.find('}')
         {
             let name = &inner[..close];
-            if let Some(e) = env
-                .iter()
-                .rev()
-                .find(|e| e.name == name && e.inert.is_none())
-            {
+            if let Some(e) = vars.get(name) {
                 out.append(&e.value);
             }
             var = Some(name.to_string());
@@ -520,7 +526,7 @@ fn replace_braced(w: &Traced, env: &[EnvEntry]) -> (Traced, Option<String>) {
             continue;
         }
         let c = rest.chars().next().unwrap();
-        out.push(c, w.locs[i]);
+        out.push(c, w.loc(i));
         i += c.len_utf8();
     }
     (out, var)

@@ -115,6 +115,8 @@ pub fn find(fs: &NodeFs, name: &str) -> Result<UnitLayout> {
 
     // basename -> (path, masked)
     let mut chosen: Vec<(String, String, bool)> = Vec::new();
+    // Basename to its place in `chosen`: a name seen once is looked up, never searched for.
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut shadowed_dropins = Vec::new();
     for dir in &dropin_dirs {
         for e in fs.read_dir(dir)? {
@@ -122,11 +124,13 @@ pub fn find(fs: &NodeFs, name: &str) -> Result<UnitLayout> {
                 continue;
             }
             let path = format!("{dir}/{}", e.name);
-            if let Some((_, winner, _)) = chosen.iter().find(|(b, _, _)| *b == e.name) {
-                shadowed_dropins.push((path, winner.clone()));
+            if let Some(&at) = seen.get(&e.name) {
+                let winner: &(String, String, bool) = &chosen[at];
+                shadowed_dropins.push((path, winner.1.clone()));
                 continue;
             }
             let masked = matches!(&e.kind, EntryKind::Symlink(t) if is_masked_link(t));
+            seen.insert(e.name.clone(), chosen.len());
             chosen.push((e.name.clone(), path, masked));
         }
     }

@@ -35,21 +35,21 @@ fn is_ws(c: char) -> bool {
 }
 
 /// Split `input` into words; `Err` carries a message and the byte offset of the problem.
+/// Walks the text by byte offset (no per-character table: the input may be megabytes).
 pub fn split(input: &Traced, mode: Mode) -> Result<Vec<Word>, (String, usize)> {
-    let chars: Vec<(usize, char)> = input.text.char_indices().collect();
-    let loc_at = |i: usize| input.locs[i];
+    let t = &input.text;
+    let at = |i: usize| t.get(i..).and_then(|r| r.chars().next());
     let mut words = Vec::new();
     let mut i = 0;
-    while i < chars.len() {
-        if is_ws(chars[i].1) {
-            i += 1;
+    while let Some(c) = at(i) {
+        if is_ws(c) {
+            i += c.len_utf8();
             continue;
         }
-        let start = chars[i].0;
+        let start = i;
         let mut w = Traced::default();
         let mut quote: Option<char> = None;
-        while i < chars.len() {
-            let (off, c) = chars[i];
+        while let Some(c) = at(i) {
             if quote.is_none() && is_ws(c) {
                 break;
             }
@@ -64,55 +64,48 @@ pub fn split(input: &Traced, mode: Mode) -> Result<Vec<Word>, (String, usize)> {
                 continue;
             }
             if c == '\\' {
-                let Some(&(noff, n)) = chars.get(i + 1) else {
+                let noff = i + 1;
+                let Some(n) = at(noff) else {
                     if mode.relax {
                         i += 1;
                         continue;
                     }
-                    return Err(("trailing backslash".into(), off));
+                    return Err(("trailing backslash".into(), i));
                 };
-                let mut loc = merge(loc_at(off), loc_at(noff), n.len_utf8());
                 if !mode.cunescape {
-                    w.push(n, loc);
-                    i += 2;
+                    w.push(n, merge(input.loc(i), input.loc(noff)));
+                    i = noff + n.len_utf8();
                     continue;
                 }
-                let (decoded, used) = cunescape(&chars[i + 1..]);
-                if used > 1 {
-                    let (loff, lc) = chars[i + used];
-                    loc = merge(loc_at(off), loc_at(loff), lc.len_utf8());
-                }
+                let (decoded, used) = cunescape(&t[noff..]);
+                let end = noff + used;
                 match decoded {
-                    Some(d) => w.push(d, loc),
+                    // The decoded character came from the backslash through the last byte.
+                    Some(d) => w.push(d, merge(input.loc(i), input.loc(end - 1))),
                     None => {
                         // Unknown escape: keep it literally (systemd would warn).
-                        w.push('\\', loc_at(off));
-                        w.push(n, loc_at(noff));
+                        w.push('\\', input.loc(i));
+                        w.push(n, input.loc(noff));
                     }
                 }
-                i += 1 + used;
+                i = end;
                 continue;
             }
-            w.push(c, loc_at(off));
-            i += 1;
+            w.push(c, input.loc(i));
+            i += c.len_utf8();
         }
         if quote.is_some() && !mode.relax {
             return Err(("unbalanced quoting".into(), start));
         }
-        let end = chars.get(i).map_or(input.text.len(), |&(o, _)| o);
         words.push(Word {
             value: w,
-            raw: start..end,
+            raw: start..i.min(t.len()),
         });
     }
     Ok(words)
 }
 
-fn merge(
-    a: Option<crate::text::Loc>,
-    b: Option<crate::text::Loc>,
-    _len: usize,
-) -> Option<crate::text::Loc> {
+fn merge(a: Option<crate::text::Loc>, b: Option<crate::text::Loc>) -> Option<crate::text::Loc> {
     match (a, b) {
         (Some(a), Some(b)) if a.file == b.file => Some(crate::text::Loc {
             file: a.file,
@@ -123,9 +116,13 @@ fn merge(
     }
 }
 
-/// Decode one C escape (after the backslash): the char and how many input chars it used.
-fn cunescape(rest: &[(usize, char)]) -> (Option<char>, usize) {
-    let c = rest[0].1;
+/// Decode one C escape (the text after the backslash): the character and how many bytes of
+/// `rest` it used.
+fn cunescape(rest: &str) -> (Option<char>, usize) {
+    let c = rest
+        .chars()
+        .next()
+        .expect("called with text after a backslash");
     let simple = match c {
         'a' => Some('\x07'),
         'b' => Some('\x08'),
@@ -142,23 +139,23 @@ fn cunescape(rest: &[(usize, char)]) -> (Option<char>, usize) {
         return (simple, 1);
     }
     let digits = |n: usize, radix: u32| -> Option<u32> {
-        if rest.len() < n + 1 {
-            return None;
-        }
-        let s: String = rest[1..=n].iter().map(|&(_, c)| c).collect();
-        u32::from_str_radix(&s, radix).ok()
+        let d = rest.get(1..=n)?;
+        d.bytes()
+            .all(|b| (b as char).is_digit(radix))
+            .then(|| u32::from_str_radix(d, radix).ok())
+            .flatten()
     };
     match c {
         'x' => digits(2, 16).map_or((None, 1), |v| (char::from_u32(v), 3)),
         'u' => digits(4, 16).map_or((None, 1), |v| (char::from_u32(v), 5)),
-        '0'..='7' => {
-            let s: String = rest.iter().take(3).map(|&(_, c)| c).collect();
-            match u32::from_str_radix(&s, 8) {
-                Ok(v) if s.len() == 3 => (char::from_u32(v), 3),
-                _ => (None, 1),
-            }
-        }
-        _ => (None, 1),
+        '0'..='7' => match rest
+            .get(..3)
+            .filter(|d| d.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        {
+            Some(d) => (u32::from_str_radix(d, 8).ok().and_then(char::from_u32), 3),
+            None => (None, 1),
+        },
+        _ => (None, c.len_utf8()),
     }
 }
 
