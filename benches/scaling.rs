@@ -151,6 +151,8 @@ fn dir_bytes(d: &Path) -> u64 {
 /// Run one plan process; its wall time and its own peak RSS in KiB, or None past the limit.
 fn measure(root: &Path, limit: Duration) -> Option<(Duration, i64, i32)> {
     let t = Instant::now();
+    // Reaped with wait4 below (for this child's own rusage), not through std.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(bin())
         .args(["plan", "--offline", "--output", "json", "--root"])
         .arg(root)
