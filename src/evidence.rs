@@ -87,7 +87,7 @@ pub fn gather(fs: &NodeFs, opts: &Options) -> Result<Evidence> {
 /// changes contents, never which unit files exist.
 pub fn gather_with_layout(fs: &NodeFs, opts: &Options, layout: UnitLayout) -> Result<Evidence> {
     let mut files = Files::default();
-    let service = Service::load(fs, &mut files, layout)?;
+    let mut service = Service::load(fs, &mut files, layout)?;
     let mut notes: Vec<String> = service.warnings.clone();
     for (hidden, winner) in &service.layout.shadowed_dropins {
         notes.push(format!(
@@ -119,11 +119,14 @@ pub fn gather_with_layout(fs: &NodeFs, opts: &Options, layout: UnitLayout) -> Re
         None => {
             refuse_wrappers(&files, &service)?;
             let p = platform::detect(fs, &service)?;
-            (p, platform::kubelet_argv(&p, &service.argv))
+            // Moved, not copied: a huge ExecStart= is held once.
+            let argv = std::mem::take(&mut service.argv);
+            (p, platform::kubelet_argv(&p, argv))
         }
     };
-    let texts: Vec<String> = argv.iter().map(|a| a.value.text.clone()).collect();
+    let texts: Vec<&str> = argv.iter().map(|a| a.value.text.as_str()).collect();
     let cmdline = flags::parse(&texts);
+    drop(texts);
     let cwd = service.working_dir.clone().unwrap_or_else(|| "/".into());
     let configs = load_configs(fs, &mut files, &cmdline, &cwd)
         .map_err(|e| at_flag(&files, &argv, &cmdline, e))?;

@@ -180,14 +180,13 @@ pub fn detect(fs: &NodeFs, s: &Service) -> Result<Platform> {
 }
 
 /// The kubelet's own argv from the service's: OpenShift runs `kubenswrapper /usr/bin/kubelet ...`.
-pub fn kubelet_argv(p: &Platform, argv: &[Arg]) -> Vec<Arg> {
+pub fn kubelet_argv(p: &Platform, mut argv: Vec<Arg>) -> Vec<Arg> {
     let wrapped = *p == Platform::OpenShift
         || argv
             .first()
             .is_some_and(|a| a.value.text.ends_with("/kubenswrapper"));
     if wrapped && argv.len() > 1 {
-        argv[1..].to_vec()
-    } else {
-        argv.to_vec()
+        argv.remove(0);
     }
+    argv
 }

@@ -77,6 +77,8 @@ pub struct Service {
     pub env: Vec<EnvEntry>,
     pub env_files: Vec<EnvFileRef>,
     pub working_dir: Option<String>,
+    /// The command line systemd runs. `evidence::gather` moves it into `Evidence::argv` (the
+    /// kubelet's part of it) rather than holding a huge ExecStart= twice.
     pub argv: Vec<Arg>,
     /// Warnings systemd would log (ignored lines and assignments).
     pub warnings: Vec<String>,
@@ -147,7 +149,7 @@ impl Service {
                     let ws = words::split(&d.value, words::EXEC)
                         .map_err(|(m, at)| at_error(files, d, at, format!("Environment=: {m}")))?;
                     for w in ws {
-                        let w = expand_percent(&w.value, &layout.name);
+                        let w = expand_percent(w.value, &layout.name);
                         let Some(eq) = w.text.find('=') else {
                             warnings.push(format!(
                                 "{path}:{}: invalid environment assignment '{}', systemd ignores it",
@@ -176,7 +178,7 @@ impl Service {
                 }
                 "EnvironmentFile" if d.value.is_empty() => env_files.clear(),
                 "EnvironmentFile" => {
-                    let v = expand_percent(&d.value, &layout.name).text;
+                    let v = expand_percent(d.value.clone(), &layout.name).text;
                     let v = v.trim();
                     let (optional, p) = match v.strip_prefix('-') {
                         Some(rest) => (true, rest.trim()),
@@ -196,7 +198,7 @@ impl Service {
                         at_error(files, d, at, format!("UnsetEnvironment=: {m}"))
                     })?;
                     for w in ws {
-                        let w = expand_percent(&w.value, &layout.name).text;
+                        let w = expand_percent(w.value, &layout.name).text;
                         let name = w.split('=').next().unwrap_or("");
                         if envfile::valid_name(name) {
                             unset.push((w, d.file, d.line));
@@ -317,6 +319,10 @@ impl Service {
                 }
             }
         }
+        // Overridden assignments matter only where they mention the flag (the report lists
+        // those as inert); the rest would cost memory per line of a large environment file.
+        let mentions = |t: &str| t.replace('_', "-").contains("make-iptables-util-chains");
+        env.retain(|e| e.inert.is_none() || mentions(&e.value.text));
 
         let argv = expand(files, &exec, &env, &layout.name)?;
         Ok(Service {
@@ -401,9 +407,9 @@ fn live_env(env: &[EnvEntry]) -> HashMap<&str, &EnvEntry> {
 
 /// systemd specifiers a kubelet unit uses: `%n` (full unit name), `%N` (without the type
 /// suffix), `%p` (before any `@`), `%%`. Others are left as written.
-fn expand_percent(t: &Traced, unit: &str) -> Traced {
+fn expand_percent(t: Traced, unit: &str) -> Traced {
     if !t.text.contains('%') {
-        return t.clone();
+        return t;
     }
     let stem = unit.rsplit_once('.').map_or(unit, |(s, _)| s);
     let prefix = stem.split('@').next().unwrap_or(stem);
@@ -444,18 +450,18 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
     let at_prefix = v.text[..skip].contains('@');
     // ':' turns environment variable substitution off: `$VAR` reaches the process as it is.
     let no_subst = v.text[..skip].contains(':');
-    let body = v.slice(skip..v.text.len());
-    let ws: Vec<Word> = words::split(&body, words::EXEC)
+    let whole = Arc::new(v.slice(skip..v.text.len()));
+    let body: &Traced = &whole;
+    let ws: Vec<Word> = words::split(body, words::EXEC)
         .map_err(|(m, at)| at_error(files, exec, at + skip, format!("ExecStart=: {m}")))?;
     let vars = live_env(env);
     let live = |name: &str| vars.get(name).copied();
     let mut argv = Vec::new();
-    let whole = Arc::new(body.clone());
     for (i, w) in ws.into_iter().enumerate() {
         if at_prefix && i == 0 {
             continue; // with '@' the second word is argv[0]
         }
-        let value = expand_percent(&w.value, unit);
+        let value = expand_percent(w.value, unit);
         let t = &value.text;
         if no_subst {
             argv.push(Arg {
@@ -486,7 +492,7 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
             }
             continue;
         }
-        let (expanded, var) = replace_braced(&value, &vars);
+        let (expanded, var) = replace_braced(value, &vars);
         argv.push(Arg {
             removable: var.is_none(),
             value: expanded,
@@ -499,9 +505,9 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
 }
 
 /// Replace `${NAME}` (exactly, no splitting) and `$$` inside one word.
-fn replace_braced(w: &Traced, vars: &HashMap<&str, &EnvEntry>) -> (Traced, Option<String>) {
+fn replace_braced(w: Traced, vars: &HashMap<&str, &EnvEntry>) -> (Traced, Option<String>) {
     if !w.text.contains('$') {
-        return (w.clone(), None);
+        return (w, None);
     }
     let mut out = Traced::default();
     let mut var = None;
