@@ -332,7 +332,9 @@ impl Dir {
 /// Read an open file whole, refusing more than `max` bytes (a device or a growing file never
 /// makes this read without end).
 pub fn read_bounded(f: File, max: u64, name: &str) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
+    // Sized from fstat like fs::read (one read for a regular file); /proc files say 0.
+    let hint = f.metadata().map_or(0, |m| m.len()).min(max) as usize;
+    let mut buf = Vec::with_capacity(hint + 1);
     f.take(max + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {
         return Err(io::Error::new(
