@@ -388,7 +388,8 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         if json {
             let out = serde_json::json!({
                 "applied": false, "files": [], "compliant": true,
-                "restart": {"unit": unit, "daemon_reload": false, "done": true, "result": r},
+                "restart": {"unit": unit, "daemon_reload": false, "done": true, "result": r,
+                            "address": sd.address},
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         } else {
@@ -484,7 +485,8 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
             "write_ms": write_ms,
             "warnings": applied.warnings,
             "restart": {"unit": unit, "daemon_reload": daemon_reload, "done": restarted.is_some(),
-                        "command": restart, "result": restarted},
+                        "command": restart, "result": restarted,
+                        "address": sd.as_ref().map(|s| s.address.clone())},
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// and then its system bus, both inside the root.
 pub fn candidates(root: &Path, address: Option<&str>) -> Vec<(String, bool)> {
     if let Some(a) = address {
-        return vec![(a.to_string(), false)];
+        // systemd's private socket speaks peer to peer (no bus, no Hello).
+        return vec![(a.to_string(), a.ends_with("/systemd/private"))];
     }
     let at = |p: &str| format!("unix:path={}", root.join(p).display());
     vec![

@@ -1,7 +1,8 @@
 //! systemd over D-Bus: the few Manager, Unit and Service members the restart uses.
 //!
 //! Hand-written proxies for just those members (as afterburn does). The connection is tried on
-//! systemd's private socket first (peer-to-peer, as root), then on the system bus. Method calls
+//! systemd's private socket first (peer-to-peer, as root, through `private.rs`, so a node whose
+//! dbus-daemon is down or restarting is still reached), then on the system bus. Method calls
 //! never allow interactive authorization, so polkit cannot prompt under `--yes`; a refusal is
 //! reported as "permission denied".
 
@@ -85,6 +86,9 @@ pub struct Systemd {
     conn: zbus::Connection,
     /// The address that answered.
     pub address: String,
+    /// Who signals come from: on the private socket, the unique name the adapter writes as
+    /// their sender (there is no bus to resolve `org.freedesktop.systemd1` to an owner).
+    signal_sender: &'static str,
 }
 
 /// How long one method call may take before it is abandoned.
@@ -101,6 +105,11 @@ impl Systemd {
                     return Ok(Systemd {
                         conn,
                         address: address.clone(),
+                        signal_sender: if *p2p && address.starts_with("unix:path=") {
+                            super::private::SENDER
+                        } else {
+                            "org.freedesktop.systemd1"
+                        },
                     });
                 }
                 Err(e) => tried.push(format!("{address}: {e}")),
@@ -113,11 +122,17 @@ impl Systemd {
     }
 
     async fn try_connect(address: &str, p2p: bool) -> zbus::Result<zbus::Connection> {
-        let mut b = zbus::connection::Builder::address(address).method_timeout(METHOD_TIMEOUT);
-        if p2p {
-            b = b.p2p();
-        }
-        let conn = b.build().await?;
+        let conn = match address.strip_prefix("unix:path=") {
+            // systemd's private socket: through the adapter that makes its replies acceptable
+            // to zbus (private.rs).
+            Some(path) if p2p => super::private::connect(path, METHOD_TIMEOUT).await?,
+            _ => {
+                zbus::connection::Builder::address(address)
+                    .method_timeout(METHOD_TIMEOUT)
+                    .build()
+                    .await?
+            }
+        };
         // A connection is only useful if systemd answers on it. Subscribing (once per
         // connection) makes systemd send the JobRemoved signals the restart waits for.
         let m = ManagerProxy::new(&conn).await?;
@@ -169,7 +184,11 @@ impl Systemd {
         use futures_util::StreamExt;
         zbus::block_on(async {
             let m = ManagerProxy::new(&self.conn).await?;
-            let mut removed = m.receive_job_removed().await?;
+            let signals = ManagerProxy::builder(&self.conn)
+                .destination(self.signal_sender)
+                .build()
+                .await?;
+            let mut removed = signals.receive_job_removed().await?;
             let job = m.restart_unit(unit, "replace").await?;
             let deadline = Instant::now() + timeout;
             loop {

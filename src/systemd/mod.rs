@@ -4,5 +4,6 @@ pub mod dbus;
 pub mod envfile;
 pub mod exec;
 pub mod lookup;
+pub mod private;
 pub mod unit;
 pub mod words;
