@@ -416,3 +416,61 @@ fn rollback_last_follows_the_order_of_applies_not_of_names() {
         "--last picked by name, not by order"
     );
 }
+
+#[test]
+fn a_unit_symlink_loop_is_named_as_a_loop() {
+    let n = node("kubeadm-deb");
+    let units = n.root.join("etc/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    symlink("a.service", units.join("kubelet.service")).unwrap();
+    symlink("kubelet.service", units.join("a.service")).unwrap();
+    let o = n.run(&["plan"]);
+    refused(&o, "loop");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/etc/systemd/system/kubelet.service"), "{err}");
+    assert!(err.contains("too many levels of symbolic links"), "{err}");
+    assert!(!err.contains("no unit kubelet.service found"), "{err}");
+}
+
+#[test]
+fn backup_directory_errors_name_the_node_path() {
+    if skip_without(common::sandbox::unavailable()) {
+        return;
+    }
+    // The backup directory on a read-only mount (a private mount namespace).
+    let n = node("kubeadm-deb");
+    let sets = n.root.join("var/lib/kubelet-remediate/backups");
+    std::fs::create_dir_all(&sets).unwrap();
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(format!(
+            "d={}; mount --bind $d $d; mount -o remount,bind,ro $d; set +e; {} apply --root {} --yes --no-restart </dev/null",
+            sets.display(),
+            env!("CARGO_BIN_EXE_kubelet-remediate"),
+            n.root.display()
+        ))
+        .output()
+        .unwrap();
+    refused(&o, "read-only backups");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/var/lib/kubelet-remediate/backups"), "{err}");
+    assert!(err.contains("read-only"), "{err}");
+    assert!(
+        !err.contains(n.root.to_str().unwrap()),
+        "the host path leaked: {err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_missing_not_permission_denied() {
+    let n = node("kubeadm-deb");
+    let id = n.applied();
+    std::fs::remove_file(n.root.join("etc/default/kubelet")).unwrap();
+    let o = n.run(&["rollback", "--yes", "--force", &id]);
+    refused(&o, "missing");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/etc/default/kubelet"), "{err}");
+    assert!(err.contains("No such file"), "{err}");
+    assert!(!err.contains("permission denied"), "{err}");
+}

@@ -87,6 +87,17 @@ pub fn find(fs: &NodeFs, name: &str) -> Result<UnitLayout> {
             }
             continue;
         }
+        // A symlink that does not resolve is reported as what it is (a loop, an escape), not
+        // as a missing unit: systemd would fail to load it for the same reason.
+        if fragment.is_none()
+            && let Some(target) = fs.read_link(&p)?
+            && let Err(e) = fs.resolve(&p)
+        {
+            return Err(Error::Resolve {
+                path: p,
+                message: format!("the unit is a symlink (to {target}) that does not resolve: {e}"),
+            });
+        }
         if fs.exists(&p) {
             if fragment.is_none() {
                 fragment = Some(p);
