@@ -36,8 +36,10 @@ pub struct Configs {
     pub config: Option<ConfigSource>,
     pub config_dir: Option<String>,
     pub dropins: Vec<ConfigSource>,
-    /// The merged configuration, as the kubelet would decode it.
-    pub merged: Option<Value>,
+    /// A digest of the merged configuration (as the kubelet would decode it) apart from the
+    /// key: what the plan's proof compares. The tree itself is dropped once merged, so a large
+    /// config is held once, not once per evaluation.
+    pub merged: Option<[u8; 32]>,
     /// What the reader noticed about how the kubelet treats these paths.
     pub notes: Vec<String>,
 }
@@ -270,7 +272,7 @@ pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) ->
         }
         c.config_dir = Some(dir);
     }
-    c.merged = merged;
+    c.merged = merged.as_ref().map(config::digest_without_key);
     Ok(c)
 }
 

@@ -8,7 +8,6 @@
 //! this key) must be exactly what they were. An edit that fails this proof is retried with the
 //! other strategy; if none passes, nothing is proposed.
 
-use crate::config;
 use crate::error::{Error, Result};
 use crate::evidence::{self, Evidence, Options};
 use crate::flags::FLAG;
@@ -87,11 +86,7 @@ fn same_apart_from_setting(a: &Evidence, b: &Evidence) -> bool {
     argv(a) == argv(b)
         && named(a) == named(b)
         && a.configs.config_dir == b.configs.config_dir
-        && match (&a.configs.merged, &b.configs.merged) {
-            (Some(x), Some(y)) => config::eq_without_key(x, y),
-            (None, None) => true,
-            _ => false,
-        }
+        && a.configs.merged == b.configs.merged
 }
 
 pub fn plan(

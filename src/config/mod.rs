@@ -206,33 +206,42 @@ pub fn merge_into(target: &mut Value, patch: Value) {
     }
 }
 
-/// Whether two configurations are equal apart from `makeIPTablesUtilChains` in any spelling,
-/// without copying either (the planner's proof compares whole merged configurations).
-pub fn eq_without_key(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Map(x), Value::Map(y)) => {
-            let rest =
-                |m: &BTreeMap<String, Value>| m.keys().filter(|k| !folds_to_field(k)).count();
-            rest(x) == rest(y)
-                && x.iter()
-                    .filter(|(k, _)| !folds_to_field(k))
-                    .all(|(k, v)| y.get(k) == Some(v))
+/// A digest of a configuration apart from `makeIPTablesUtilChains` in any spelling at the top
+/// level: equal digests, equal configurations for the proof, without keeping either tree.
+pub fn digest_without_key(v: &Value) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    fn feed(h: &mut Sha256, v: &Value, top: bool) {
+        let s = |h: &mut Sha256, tag: u8, t: &str| {
+            h.update([tag]);
+            h.update((t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        };
+        match v {
+            Value::Null => h.update([0]),
+            Value::Bool(b) => h.update([1, u8::from(*b)]),
+            Value::Num(n) => s(h, 2, n),
+            Value::Str(t) => s(h, 3, t),
+            Value::Seq(items) => {
+                h.update([4]);
+                h.update((items.len() as u64).to_le_bytes());
+                for i in items {
+                    feed(h, i, false);
+                }
+            }
+            Value::Map(m) => {
+                let keep = |k: &String| !(top && folds_to_field(k));
+                h.update([5]);
+                h.update((m.keys().filter(|k| keep(k)).count() as u64).to_le_bytes());
+                for (k, v) in m.iter().filter(|(k, _)| keep(k)) {
+                    s(h, 6, k);
+                    feed(h, v, false);
+                }
+            }
         }
-        _ => a == b,
     }
-}
-
-/// The value without `makeIPTablesUtilChains` in any spelling.
-pub fn without_key(v: &Value) -> Value {
-    match v {
-        Value::Map(m) => Value::Map(
-            m.iter()
-                .filter(|(k, _)| !folds_to_field(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
+    let mut h = Sha256::new();
+    feed(&mut h, v, true);
+    h.finalize().into()
 }
 
 #[cfg(test)]
@@ -257,8 +266,14 @@ mod tests {
         let p = value("b: {c: null, e: 3}\nmakeIPTablesUtilChains: null\n");
         let m = merge_patch(&a, &p);
         assert_eq!(m, value("a: 1\nb: {d: 2, e: 3}\n"));
-        assert!(eq_without_key(&a, &value("b: {d: 2, c: 1}\na: 1\n")));
-        assert!(!eq_without_key(&a, &value("b: {d: 2, c: 1}\na: 2\n")));
+        assert_eq!(
+            digest_without_key(&a),
+            digest_without_key(&value("b: {d: 2, c: 1}\na: 1\nMakeIPTablesUtilChains: x\n"))
+        );
+        assert_ne!(
+            digest_without_key(&a),
+            digest_without_key(&value("b: {d: 2, c: 1}\na: 2\n"))
+        );
     }
 
     #[test]
