@@ -13,7 +13,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// A directory inside the root, held open.
@@ -74,8 +73,9 @@ impl Dir {
         })
     }
 
-    /// `name` inside this directory, as a directory, never through a symlink.
-    pub fn sub(&self, name: &str) -> io::Result<Dir> {
+    /// `openat(name)` relative to this directory with `O_NOFOLLOW | O_CLOEXEC` added: a
+    /// symlink in the last place is refused, and the error names the node path.
+    fn open_at(&self, name: &str, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
         check_name(name)?;
         let c = cstr(name)?;
         // SAFETY: openat relative to a directory descriptor we own.
@@ -83,13 +83,33 @@ impl Dir {
             libc::openat(
                 self.fd.as_raw_fd(),
                 c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode as libc::c_uint,
             )
         })
         .map_err(|e| self.explain(name, e))?;
+        // SAFETY: fd was just opened and is owned by no one else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// `mkdir(name)` here; one that already exists is fine.
+    fn make_dir(&self, name: &str, mode: u32) -> io::Result<()> {
+        check_name(name)?;
+        let c = cstr(name)?;
+        // SAFETY: mkdirat relative to a directory descriptor we own.
+        if unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), mode) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(self.explain(name, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// `name` inside this directory, as a directory, never through a symlink.
+    pub fn sub(&self, name: &str) -> io::Result<Dir> {
         Ok(Dir {
-            // SAFETY: fd was just opened and is owned by no one else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: self.open_at(name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?,
             node: self.join(name),
         })
     }
@@ -112,15 +132,7 @@ impl Dir {
             d = match (d.sub(c), create) {
                 (Ok(sub), _) => sub,
                 (Err(e), Some(mode)) if e.kind() == io::ErrorKind::NotFound => {
-                    let name = cstr(c)?;
-                    // SAFETY: mkdirat relative to a directory descriptor we own.
-                    let r = unsafe { libc::mkdirat(d.fd.as_raw_fd(), name.as_ptr(), mode) };
-                    if r != 0 {
-                        let e = io::Error::last_os_error();
-                        if e.kind() != io::ErrorKind::AlreadyExists {
-                            return Err(d.explain(c, e));
-                        }
-                    }
+                    d.make_dir(c, mode)?;
                     d.sub(c)?
                 }
                 (Err(e), _) => return Err(e),
@@ -131,15 +143,7 @@ impl Dir {
 
     /// A new subdirectory `name` (made with `mode`, or taken if it exists), opened.
     pub fn walk_sub(&self, name: &str, mode: u32) -> io::Result<Dir> {
-        check_name(name)?;
-        let c = cstr(name)?;
-        // SAFETY: mkdirat relative to a directory descriptor we own.
-        if unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), mode) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::AlreadyExists {
-                return Err(self.explain(name, e));
-            }
-        }
+        self.make_dir(name, mode)?;
         let d = self.sub(name)?;
         // SAFETY: fchmod on a descriptor we own (mkdir's mode is masked by the umask).
         check(unsafe { libc::fchmod(d.fd.as_raw_fd(), mode) })?;
@@ -169,20 +173,7 @@ impl Dir {
     }
 
     fn openat(&self, name: &str, flags: libc::c_int, mode: u32) -> io::Result<File> {
-        check_name(name)?;
-        let c = cstr(name)?;
-        // SAFETY: openat relative to a directory descriptor we own.
-        let fd = check(unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        })
-        .map_err(|e| self.explain(name, e))?;
-        // SAFETY: fd was just opened and is owned by no one else.
-        let f = unsafe { File::from_raw_fd(fd) };
+        let f = File::from(self.open_at(name, flags | libc::O_NONBLOCK, mode)?);
         let meta = f.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::new(
@@ -320,12 +311,6 @@ impl Dir {
                 libc::AT_EACCESS,
             ) == 0
         }
-    }
-
-    /// Owner and mode of the directory itself.
-    pub fn owner(&self) -> io::Result<(u32, u32)> {
-        let m = self.as_file()?.metadata()?;
-        Ok((m.uid(), m.mode()))
     }
 }
 
