@@ -233,6 +233,14 @@ struct Target {
     current: File,
 }
 
+impl Target {
+    /// What the file holds now, read through the descriptor that was checked.
+    fn content(&self, path: &str) -> Result<Vec<u8>> {
+        let f = self.current.try_clone().map_err(|e| io_err(path, e))?;
+        inroot::read_bounded(f, MAX_STATE_FILE, path).map_err(|e| io_err(path, e))
+    }
+}
+
 /// Open resolved node path `path` for replacement: its parent walked without symlinks, the
 /// file itself a regular file.
 fn target(root: &Dir, path: &str) -> Result<Target> {
@@ -254,12 +262,7 @@ fn preflight(root: &Dir, changes: &[FileChange], backups: &Dir) -> Result<Vec<(T
     for c in changes {
         let t = target(root, &c.path)?;
         let meta = t.current.metadata().map_err(|e| io_err(&c.path, e))?;
-        let now = inroot::read_bounded(
-            t.current.try_clone().map_err(|e| io_err(&c.path, e))?,
-            MAX_STATE_FILE,
-            &c.path,
-        )
-        .map_err(|e| io_err(&c.path, e))?;
+        let now = t.content(&c.path)?;
         if now != c.before.as_bytes() {
             return Err(apply_err(format!(
                 "{}: changed since it was planned: make a new plan",
@@ -732,6 +735,17 @@ pub struct Restored {
 /// regular file of the set, or an owner or setuid/setgid bit that does not match the file are
 /// refused even with `force`.
 pub fn rollback(fs: &NodeFs, backup_dir: &str, id: &str, force: bool) -> Result<Restored> {
+    restore_set(fs, backup_dir, id, force, "rolled-back")
+}
+
+/// [`rollback`], marking the set `state` when done.
+fn restore_set(
+    fs: &NodeFs,
+    backup_dir: &str,
+    id: &str,
+    force: bool,
+    state: &str,
+) -> Result<Restored> {
     let root = root_dir(fs)?;
     let Some(backups) = backups(fs, &root, backup_dir, false)? else {
         return Err(apply_err(format!("{backup_dir}: no backups")));
@@ -770,12 +784,7 @@ pub fn rollback(fs: &NodeFs, backup_dir: &str, id: &str, force: bool) -> Result<
                 f.path, f.mode
             )));
         }
-        let now = inroot::read_bounded(
-            t.current.try_clone().map_err(|e| io_err(&f.path, e))?,
-            MAX_STATE_FILE,
-            &f.path,
-        )
-        .map_err(|e| io_err(&f.path, e))?;
+        let now = t.content(&f.path)?;
         let now_sha = sha256_hex(&now);
         if now_sha == f.sha256_before {
             unchanged.push(f.path.clone());
@@ -809,7 +818,7 @@ pub fn rollback(fs: &NodeFs, backup_dir: &str, id: &str, force: bool) -> Result<
         restored.push(f.path.clone());
     }
     let mut warnings = Vec::new();
-    manifest.state = "rolled-back".into();
+    manifest.state = state.into();
     if let Err(e) = write_manifest(&set, &manifest) {
         warnings.push(format!(
             "the files are restored, but the manifest could not be updated: {e}"
@@ -846,19 +855,12 @@ pub fn recover(fs: &NodeFs, backup_dir: &str) -> Result<Vec<String>> {
         .into_iter()
         .filter(|m| m.state == "prepared")
     {
-        let r = rollback(fs, backup_dir, &m.id, false).map_err(|e| {
+        let r = restore_set(fs, backup_dir, &m.id, false, "interrupted").map_err(|e| {
             apply_err(format!(
                 "backup set {} was left unfinished by an interrupted run and cannot be rolled back ({e}); resolve it with kubelet-remediate rollback {} [--force] first",
                 m.id, m.id
             ))
         })?;
-        let root = root_dir(fs)?;
-        if let Some(backups) = backups(fs, &root, backup_dir, false)?
-            && let Ok((set, mut done)) = read_set(&backups, backup_dir, &m.id)
-        {
-            done.state = "interrupted".into();
-            let _ = write_manifest(&set, &done);
-        }
         notes.push(format!(
             "backup set {} was left unfinished by an interrupted run: rolled back ({} restored, {} already original) before planning",
             m.id,
