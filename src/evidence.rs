@@ -12,7 +12,7 @@ use crate::platform::{self, Platform};
 use crate::root::{self, EntryKind, NodeFs};
 use crate::systemd::exec::{Arg, EnvOrigin, Service};
 use crate::systemd::lookup::{self, UnitLayout};
-use crate::text::{Files, SourceFile, Traced};
+use crate::text::{Files, SourceFile};
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -445,9 +445,4 @@ pub fn inert_settings(ev: &Evidence) -> Vec<(Origin, String, String)> {
         }
     }
     out
-}
-
-/// Text with no file behind it (arguments the tool assembles itself, such as k3s's `--`).
-pub fn plain(s: &str) -> Traced {
-    Traced::made_up(s)
 }

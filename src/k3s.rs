@@ -8,7 +8,6 @@
 //! `--config-dir` drop-ins live in `/var/lib/rancher/<dist>/agent/etc/kubelet.conf.d/`.
 
 use crate::error::{Error, Result};
-use crate::evidence::plain;
 use crate::root::NodeFs;
 use crate::systemd::exec::{Arg, Service};
 use crate::text::{FileId, Files, SourceFile, Traced};
@@ -122,7 +121,7 @@ pub fn kubelet_argv(
         i += 1;
     }
     let mut argv = vec![Arg {
-        value: plain("kubelet"),
+        value: Traced::made_up("kubelet"),
         var: None,
         container: Default::default(),
         raw: 0..0,
@@ -131,7 +130,7 @@ pub fn kubelet_argv(
     let dir = kubelet_conf_dir(dist);
     if fs.is_dir(&dir) {
         argv.push(Arg {
-            value: plain(&format!("--config-dir={dir}")),
+            value: Traced::made_up(&format!("--config-dir={dir}")),
             var: None,
             container: Default::default(),
             raw: 0..0,
@@ -263,7 +262,7 @@ fn item(
     let value = if exact {
         Traced::from_file(id, vstart, v)
     } else {
-        plain(v)
+        Traced::made_up(v)
     };
     // Removable when the item is alone on its line in a block sequence: `  - "..."`.
     let lr = f.line_range(start);

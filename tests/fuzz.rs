@@ -100,10 +100,19 @@ const KINDS: &[(&str, &str)] = &[
     ),
 ];
 
-fn base_of(rel: &str) -> &'static str {
-    let text = std::fs::read_to_string(repo().join("testdata/nodes/config-dir-override").join(rel))
-        .unwrap();
+/// A file of a shipped tree, as the base that fragments are spliced into.
+fn base_of(tree: &str, rel: &str) -> &'static str {
+    let text = std::fs::read_to_string(repo().join("testdata/nodes").join(tree).join(rel)).unwrap();
     Box::leak(text.into_boxed_str())
+}
+
+/// A runner for `cases` cases that does not write regression files into the tree.
+fn runner(cases: u32) -> proptest::test_runner::TestRunner {
+    proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })
 }
 
 /// The planner, in-process: a panic fails the test; any result maps to a documented status.
@@ -120,18 +129,21 @@ fn plan_status(root: &Path) -> i32 {
 
 #[test]
 fn every_node_file_kind_survives_hostile_bytes() {
-    for (kind, rel) in KINDS {
-        let base = base_of(rel);
-        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-            cases: cases(),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        });
+    // The node-file kinds of a config-dir tree, and a JSON config through the same door.
+    let kinds = KINDS
+        .iter()
+        .map(|(kind, rel)| (*kind, "config-dir-override", *rel))
+        .chain([(
+            "json config",
+            "eks-al2",
+            "etc/kubernetes/kubelet/kubelet-config.json",
+        )]);
+    for (kind, tree, rel) in kinds {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
-        copy_tree(&repo().join("testdata/nodes/config-dir-override"), &root);
-        runner
-            .run(&hostile(base), |bytes| {
+        copy_tree(&repo().join("testdata/nodes").join(tree), &root);
+        runner(cases())
+            .run(&hostile(base_of(tree, rel)), |bytes| {
                 std::fs::write(root.join(rel), &bytes).unwrap();
                 let status = plan_status(&root);
                 prop_assert!([0, 1, 2].contains(&status), "{kind}: status {status}");
@@ -139,29 +151,6 @@ fn every_node_file_kind_survives_hostile_bytes() {
             })
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
-    // A JSON config through the same door.
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    copy_tree(&repo().join("testdata/nodes/eks-al2"), &root);
-    let rel = "etc/kubernetes/kubelet/kubelet-config.json";
-    runner
-        .run(&hostile(base_of_tree("eks-al2", rel)), |bytes| {
-            std::fs::write(root.join(rel), &bytes).unwrap();
-            let status = plan_status(&root);
-            prop_assert!([0, 1, 2].contains(&status), "json: status {status}");
-            Ok(())
-        })
-        .unwrap();
-}
-
-fn base_of_tree(tree: &str, rel: &str) -> &'static str {
-    let text = std::fs::read_to_string(repo().join("testdata/nodes").join(tree).join(rel)).unwrap();
-    Box::leak(text.into_boxed_str())
 }
 
 /// The CLI with a fuzzed manifest or saved plan: exit 0 or 1, no panic, and the host
@@ -203,12 +192,7 @@ fn manifests_and_saved_plans_survive_hostile_bytes() {
     let p_base: &'static str = Box::leak(std::fs::read_to_string(&plan).unwrap().into_boxed_str());
     let fixed = std::fs::read(root.join("etc/default/kubelet")).unwrap();
     let n = (cases() / 4).max(16);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: n,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    runner
+    runner(n)
         .run(&(hostile(m_base), hostile(p_base)), |(m, p)| {
             std::fs::write(&manifest, &m).unwrap();
             let o = run(&["rollback", "--yes", "--force", &id]);
