@@ -703,27 +703,23 @@ pub fn run_verify(a: &VerifyArgs) -> anyhow::Result<i32> {
         match pid {
             Some(pid) => {
                 let source = format!("the running kubelet (pid {pid})");
-                let changed = evidence::running_at(&fs, &mut Default::default(), pid, false)
-                    .ok()
-                    .flatten()
-                    .map(|r| r.changed_since_start)
-                    .unwrap_or_default();
-                let (value, detail) = if !changed.is_empty() {
-                    (
+                // Read once: whether its configs changed since it started, and its value.
+                let (value, detail) = match restart::read_process(&fs, pid) {
+                    Ok(r) if !r.changed_since_start.is_empty() => (
                         None,
                         format!(
                             "{} changed since it started, so what it loaded cannot be read from disk (--configz reads it from the kubelet)",
-                            changed.join(", ")
+                            r.changed_since_start.join(", ")
                         ),
-                    )
-                } else {
-                    match restart::process_value(&fs, pid) {
+                    ),
+                    Ok(r) => match restart::process_verdict(&r) {
                         Ok(v) => (
                             Some(v),
                             "its command line and the files it names".to_string(),
                         ),
                         Err(why) => (None, why),
-                    }
+                    },
+                    Err(why) => (None, why),
                 };
                 checks.push(Check {
                     source,

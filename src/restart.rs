@@ -80,13 +80,21 @@ pub fn restart_and_verify(
 
 /// The effective value of the process `pid`, from its own command line and the files it names.
 pub fn process_value(fs: &NodeFs, pid: u32) -> Result<bool, String> {
-    let mut files = Files::default();
-    let running = evidence::running_at(fs, &mut files, pid, false)
+    process_verdict(&read_process(fs, pid)?)
+}
+
+/// The process `pid`: its command line and the configs it names, read now.
+pub fn read_process(fs: &NodeFs, pid: u32) -> Result<evidence::Running, String> {
+    evidence::running_at(fs, &mut Files::default(), pid, false)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the main process {pid} is gone"))?;
+        .ok_or_else(|| format!("the main process {pid} is gone"))
+}
+
+/// What a read process computes for makeIPTablesUtilChains.
+pub fn process_verdict(running: &evidence::Running) -> Result<bool, String> {
     match verdict::effective(&running.cmdline, &running.configs) {
         Outcome::Value(v, _) => Ok(v),
-        Outcome::Refused(why) => Err(format!("the kubelet (pid {pid}): {why}")),
+        Outcome::Refused(why) => Err(format!("the kubelet (pid {}): {why}", running.pid)),
     }
 }
 
