@@ -332,7 +332,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
                 changes.push(FileChange {
                     path: resolved,
                     before: current,
-                    after,
+                    after: after.into(),
                 });
             }
             (changes, saved.daemon_reload)

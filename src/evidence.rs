@@ -203,7 +203,13 @@ fn at_flag(files: &Files, argv: &[Arg], cmd: &Cmdline, e: Error) -> Error {
     }
 }
 
-fn read_doc(fs: &NodeFs, files: &mut Files, path: &str, why: &str) -> Result<(ConfigDoc, Value)> {
+fn read_doc(
+    fs: &NodeFs,
+    files: &mut Files,
+    path: &str,
+    why: &str,
+    keep: config::Keep,
+) -> Result<(ConfigDoc, Value)> {
     let Some((resolved, text)) = fs.read(path)? else {
         return Err(Error::io(
             path,
@@ -214,7 +220,7 @@ fn read_doc(fs: &NodeFs, files: &mut Files, path: &str, why: &str) -> Result<(Co
         ));
     };
     let id = files.add(SourceFile::new(path.into(), resolved, text));
-    config::parse(id, files.get(id))
+    config::parse(id, files.get(id), keep)
 }
 
 /// Load `--config` and `--config-dir` as the given command line names them.
@@ -224,7 +230,13 @@ pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) ->
     if let Some((_, p)) = &cmd.config {
         // Relative paths resolve against the kubelet's working directory (kube-bench#1256).
         let named = root::join(cwd, p);
-        let (doc, value) = read_doc(fs, files, &named, "named by --config")?;
+        // Only drop-ins are merged into it; otherwise it is only compared, as a digest.
+        let keep = if cmd.config_dir.is_some() {
+            config::Keep::Tree
+        } else {
+            config::Keep::Digest
+        };
+        let (doc, value) = read_doc(fs, files, &named, "named by --config", keep)?;
         merged = Some(value);
         c.config = Some(ConfigSource { named, doc });
     }
@@ -263,7 +275,8 @@ pub fn load_configs(fs: &NodeFs, files: &mut Files, cmd: &Cmdline, cwd: &str) ->
             ));
         }
         for p in paths {
-            let (doc, value) = read_doc(fs, files, &p, "found in --config-dir")?;
+            let (doc, value) =
+                read_doc(fs, files, &p, "found in --config-dir", config::Keep::Tree)?;
             config::require_type_meta(&value, files.get(doc.file))?;
             let mut base = merged.take().unwrap_or(Value::Map(Default::default()));
             config::merge_into(&mut base, value);

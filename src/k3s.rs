@@ -138,7 +138,7 @@ pub fn kubelet_argv(
         });
     }
     argv.extend(entries.into_iter().map(|e| Arg {
-        var: Some(e.via.to_string()),
+        var: Some(e.via.into()),
         ..e.arg
     }));
     Ok((argv, notes))

@@ -16,6 +16,7 @@ use crate::systemd::exec::Arg;
 use crate::text::{FileId, Span};
 use crate::verdict::{self, Finding, Handle, Status, Verdict};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -53,10 +54,11 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     pub diff: String,
+    /// Shared with the evidence and the proof's overlay: a large file is held once per version.
     #[serde(skip)]
-    pub before: String,
+    pub before: Arc<str>,
     #[serde(skip)]
-    pub after: String,
+    pub after: Arc<str>,
     /// Which findings this change fixes, and how.
     pub fixes: Vec<String>,
     /// The span replacements that turn `before` into `after` (start, end, replacement).
@@ -80,10 +82,17 @@ fn same_apart_from_setting(a: &Evidence, b: &Evidence) -> bool {
             name.replace('_', "-") == FLAG
         })
     };
-    let argv =
-        |e: &Evidence| -> Vec<String> { e.argv_text().into_iter().filter(|a| !ours(a)).collect() };
+    // Compared in place: copying every argument's text for the comparison doubled a huge
+    // command line's memory.
+    fn argv(e: &Evidence, ours: impl Fn(&String) -> bool) -> Vec<&String> {
+        e.argv
+            .iter()
+            .map(|a| &a.value.text)
+            .filter(|a| !ours(a))
+            .collect()
+    }
     let named = |e: &Evidence| e.configs.config.as_ref().map(|c| c.named.clone());
-    argv(a) == argv(b)
+    argv(a, ours) == argv(b, ours)
         && named(a) == named(b)
         && a.configs.config_dir == b.configs.config_dir
         && a.configs.merged == b.configs.merged
@@ -189,7 +198,7 @@ fn prove(
     opts: &Options,
     ev: &Evidence,
     edits: &[Edit],
-) -> std::result::Result<BTreeMap<FileId, String>, String> {
+) -> std::result::Result<BTreeMap<FileId, Arc<str>>, String> {
     let mut by_file: BTreeMap<FileId, Vec<&Edit>> = BTreeMap::new();
     for e in edits {
         by_file.entry(e.file).or_default().push(e);
@@ -202,8 +211,9 @@ fn prove(
             .iter()
             .map(|e| (e.start, e.end, e.replacement.clone()))
             .collect();
-        let t = apply_edits(&sf.text, &spans)
-            .ok_or_else(|| format!("overlapping edits in {}", sf.path))?;
+        let t: Arc<str> = apply_edits(&sf.text, &spans)
+            .ok_or_else(|| format!("overlapping edits in {}", sf.path))?
+            .into();
         overlay.insert(sf.resolved.clone(), t.clone());
         texts.insert(file, t);
     }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// Linux's MAXSYMLINKS: the same bound the kernel applies to path walks.
 const MAX_SYMLINKS: usize = 40;
@@ -37,7 +38,7 @@ pub struct Entry {
 pub struct NodeFs {
     root: PathBuf,
     /// Replaced contents, keyed by resolved node path.
-    overlay: HashMap<String, String>,
+    overlay: HashMap<String, Arc<str>>,
 }
 
 impl NodeFs {
@@ -53,7 +54,7 @@ impl NodeFs {
     }
 
     /// The same node with some files' contents replaced (keyed by resolved node path).
-    pub fn with_overlay(&self, overlay: HashMap<String, String>) -> Self {
+    pub fn with_overlay(&self, overlay: HashMap<String, Arc<str>>) -> Self {
         NodeFs {
             root: self.root.clone(),
             overlay,
@@ -131,8 +132,9 @@ impl NodeFs {
         Ok(format!("/{}", done.join("/")))
     }
 
-    /// Read a regular file. `Ok(None)` when it does not exist.
-    pub fn read(&self, path: &str) -> Result<Option<(String, String)>> {
+    /// Read a regular file. `Ok(None)` when it does not exist. The text is shared, not copied,
+    /// by everything that holds it (the evidence, an overlay, a plan's change).
+    pub fn read(&self, path: &str) -> Result<Option<(String, Arc<str>)>> {
         let resolved = self.resolve(path)?;
         if let Some(text) = self.overlay.get(&resolved) {
             return Ok(Some((resolved, text.clone())));
@@ -174,7 +176,7 @@ impl NodeFs {
                 io::Error::new(io::ErrorKind::InvalidData, format!("not UTF-8: {e}")),
             )
         })?;
-        Ok(Some((resolved, text)))
+        Ok(Some((resolved, text.into())))
     }
 
     /// The raw target of `path` if it is itself a symlink (its parents are resolved in root).
@@ -325,7 +327,7 @@ mod tests {
             fs.resolve("/etc/loop"),
             Err(Error::Resolve { .. })
         ));
-        assert_eq!(fs.read("/etc/abs").unwrap().unwrap().1, "x");
+        assert_eq!(fs.read("/etc/abs").unwrap().unwrap().1.as_ref(), "x");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Provenance is what makes the edits minimal: every argument the kubelet would see and every
 //! config value is traced back to a byte span of a file, and a fix replaces exactly that span.
 
+use smallvec::SmallVec;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Index of a file in [`Files`].
 pub type FileId = usize;
@@ -15,12 +17,13 @@ pub struct SourceFile {
     pub path: String,
     /// Where that path resolved inside the root, after symlinks; edits are written here.
     pub resolved: String,
-    pub text: String,
+    pub text: Arc<str>,
     line_starts: Vec<usize>,
 }
 
 impl SourceFile {
-    pub fn new(path: String, resolved: String, text: String) -> Self {
+    pub fn new(path: String, resolved: String, text: impl Into<Arc<str>>) -> Self {
+        let text: Arc<str> = text.into();
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         SourceFile {
@@ -135,7 +138,9 @@ struct Src {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Traced {
     pub text: String,
-    runs: Vec<Run>,
+    /// Almost every argument is one stretch of one file: that run is stored inline, so an
+    /// argument costs no allocation beyond its text.
+    runs: SmallVec<[Run; 1]>,
 }
 
 impl Traced {
@@ -143,7 +148,7 @@ impl Traced {
     pub fn from_file(file: FileId, start: usize, s: &str) -> Traced {
         let mut t = Traced {
             text: s.to_string(),
-            runs: Vec::new(),
+            runs: SmallVec::new(),
         };
         if !s.is_empty() {
             t.runs.push(Run {
@@ -220,7 +225,7 @@ impl Traced {
     pub fn slice(&self, r: Range<usize>) -> Traced {
         let mut out = Traced {
             text: self.text[r.clone()].to_string(),
-            runs: Vec::new(),
+            runs: SmallVec::new(),
         };
         for run in self.runs_in(r.clone()) {
             let (s, e) = (run.at.max(r.start), (run.at + run.len).min(r.end));
@@ -250,6 +255,13 @@ impl Traced {
         self.runs[first..]
             .iter()
             .take_while(move |run| run.at < r.end)
+    }
+
+    /// Release the spare capacity that building the text char by char left (a command line of
+    /// 200,000 arguments is held by the plan and by its proof).
+    pub fn shrink(&mut self) {
+        self.text.shrink_to_fit();
+        self.runs.shrink_to_fit();
     }
 
     pub fn is_empty(&self) -> bool {

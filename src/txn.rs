@@ -87,8 +87,8 @@ fn fault(name: &str) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct FileChange {
     pub path: String,
-    pub before: String,
-    pub after: String,
+    pub before: std::sync::Arc<str>,
+    pub after: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -211,7 +211,7 @@ pub fn judge(ev: &Evidence) -> Verdict {
             source: "command-line",
             text: a.value.text.clone(),
             sets,
-            via: a.var.clone(),
+            via: a.var.as_deref().map(str::to_string),
             status,
             note,
             handle,

@@ -161,8 +161,8 @@ fn crlf_line_endings_survive() {
     let p = plan_root(tmp.path(), None).unwrap();
     let after = &p.plan.changes[0].after;
     assert_eq!(
-        after,
-        &crlf.replace(" --make-iptables-util-chains=false", "")
+        after.as_ref(),
+        crlf.replace(" --make-iptables-util-chains=false", "")
     );
 }
 

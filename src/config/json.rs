@@ -268,6 +268,8 @@ pub fn kind(v: &Value) -> &'static str {
         Value::Str(_) => "string",
         Value::Seq(_) => "array",
         Value::Map(_) => "object",
+        Value::Folded { map: true, .. } => "object",
+        Value::Folded { map: false, .. } => "array",
     }
 }
 
@@ -276,12 +278,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
-        parse(&SourceFile::new(
-            "/c.json".into(),
-            "/c.json".into(),
-            s.into(),
-        ))
-        .map(|p| (p.value, p.entries))
+        parse(&SourceFile::new("/c.json".into(), "/c.json".into(), s)).map(|p| (p.value, p.entries))
     }
 
     #[test]

@@ -27,6 +27,62 @@ pub enum Value {
     Str(String),
     Seq(Vec<Value>),
     Map(BTreeMap<String, Value>),
+    /// A collection reduced to a digest of its items in file order ([`Folder`]). A `--config`
+    /// with no `--config-dir` is only ever compared, never merged, so its tree is not built:
+    /// a 10 MB config costs a hasher per open collection instead of a tree of tens of MB.
+    Folded {
+        map: bool,
+        digest: [u8; 32],
+    },
+}
+
+/// What a parser keeps of nested collections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole tree: drop-ins are merged into it.
+    Tree,
+    /// Digests only ([`Value::Folded`]); duplicate keys are not looked for (they matter only in
+    /// drop-ins, which are always trees).
+    Digest,
+}
+
+/// Digests a collection as its items stream by. Entries go in file order, duplicates included:
+/// equal digests still mean equal decoded values (decoding is a function of the entries), which
+/// is all the proof needs; both sides of a proof are read with the same [`Keep`].
+pub struct Folder {
+    h: sha2::Sha256,
+    n: u64,
+}
+
+impl Default for Folder {
+    fn default() -> Self {
+        use sha2::Digest;
+        Folder {
+            h: sha2::Sha256::new(),
+            n: 0,
+        }
+    }
+}
+
+impl Folder {
+    pub fn key(&mut self, k: &str) {
+        tagged(&mut self.h, 6, k);
+    }
+
+    pub fn item(&mut self, v: &Value) {
+        self.n += 1;
+        feed(&mut self.h, v, false);
+    }
+
+    pub fn finish(mut self, map: bool) -> Value {
+        use sha2::Digest;
+        self.h.update([9]);
+        self.h.update(self.n.to_le_bytes());
+        Value::Folded {
+            map,
+            digest: self.h.finalize().into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -118,16 +174,19 @@ impl ConfigDoc {
     }
 }
 
-pub fn parse(id: FileId, f: &SourceFile) -> Result<(ConfigDoc, Value)> {
+pub fn parse(id: FileId, f: &SourceFile, keep: Keep) -> Result<(ConfigDoc, Value)> {
     let first = f
         .text
         .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     let (format, parsed) = if first.starts_with('{') {
         (Format::Json, json::parse(f)?)
     } else {
-        (Format::Yaml, yaml::parse(f)?)
+        (Format::Yaml, yaml::parse(f, keep)?)
     };
-    if !matches!(parsed.value, Value::Map(_)) {
+    if !matches!(
+        parsed.value,
+        Value::Map(_) | Value::Folded { map: true, .. }
+    ) {
         return Err(Error::parse(
             &f.path,
             1,
@@ -206,38 +265,50 @@ pub fn merge_into(target: &mut Value, patch: Value) {
     }
 }
 
-/// A digest of a configuration apart from `makeIPTablesUtilChains` in any spelling at the top
-/// level: equal digests, equal configurations for the proof, without keeping either tree.
-pub fn digest_without_key(v: &Value) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    fn feed(h: &mut Sha256, v: &Value, top: bool) {
-        let s = |h: &mut Sha256, tag: u8, t: &str| {
-            h.update([tag]);
-            h.update((t.len() as u64).to_le_bytes());
-            h.update(t.as_bytes());
-        };
-        match v {
-            Value::Null => h.update([0]),
-            Value::Bool(b) => h.update([1, u8::from(*b)]),
-            Value::Num(n) => s(h, 2, n),
-            Value::Str(t) => s(h, 3, t),
-            Value::Seq(items) => {
-                h.update([4]);
-                h.update((items.len() as u64).to_le_bytes());
-                for i in items {
-                    feed(h, i, false);
-                }
-            }
-            Value::Map(m) => {
-                let keep = |k: &String| !(top && folds_to_field(k));
-                h.update([5]);
-                h.update((m.keys().filter(|k| keep(k)).count() as u64).to_le_bytes());
-                for (k, v) in m.iter().filter(|(k, _)| keep(k)) {
-                    s(h, 6, k);
-                    feed(h, v, false);
-                }
+fn tagged(h: &mut sha2::Sha256, tag: u8, t: &str) {
+    use sha2::Digest;
+    h.update([tag]);
+    h.update((t.len() as u64).to_le_bytes());
+    h.update(t.as_bytes());
+}
+
+fn feed(h: &mut sha2::Sha256, v: &Value, top: bool) {
+    use sha2::Digest;
+    match v {
+        Value::Null => h.update([0]),
+        Value::Bool(b) => h.update([1, u8::from(*b)]),
+        Value::Num(n) => tagged(h, 2, n),
+        Value::Str(t) => tagged(h, 3, t),
+        Value::Seq(items) => {
+            h.update([4]);
+            h.update((items.len() as u64).to_le_bytes());
+            for i in items {
+                feed(h, i, false);
             }
         }
+        Value::Map(m) => {
+            let keep = |k: &String| !(top && folds_to_field(k));
+            h.update([5]);
+            h.update((m.keys().filter(|k| keep(k)).count() as u64).to_le_bytes());
+            for (k, v) in m.iter().filter(|(k, _)| keep(k)) {
+                tagged(h, 6, k);
+                feed(h, v, false);
+            }
+        }
+        Value::Folded { map, digest } => {
+            h.update([7, u8::from(*map)]);
+            h.update(digest);
+        }
+    }
+}
+
+/// A digest of a configuration apart from `makeIPTablesUtilChains` in any spelling at the top
+/// level: equal digests, equal configurations for the proof, without keeping either tree. A
+/// folded document's digest already leaves the key out (the parser skips it).
+pub fn digest_without_key(v: &Value) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    if let Value::Folded { digest, .. } = v {
+        return *digest;
     }
     let mut h = Sha256::new();
     feed(&mut h, v, true);
@@ -249,13 +320,13 @@ mod tests {
     use super::*;
 
     fn doc(s: &str) -> ConfigDoc {
-        parse(0, &SourceFile::new("/c".into(), "/c".into(), s.into()))
+        parse(0, &SourceFile::new("/c".into(), "/c".into(), s), Keep::Tree)
             .unwrap()
             .0
     }
 
     fn value(s: &str) -> Value {
-        parse(0, &SourceFile::new("/c".into(), "/c".into(), s.into()))
+        parse(0, &SourceFile::new("/c".into(), "/c".into(), s), Keep::Tree)
             .unwrap()
             .1
     }

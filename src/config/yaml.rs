@@ -7,7 +7,7 @@
 //! kubelet refuses to decode into a bool. Only the first document of a stream is decoded
 //! (yaml.v2's Unmarshal, under sigs.k8s.io/yaml, reads one document and stops).
 
-use super::{Entry, KeyOcc, KeyValue, Parsed, Value};
+use super::{Entry, Folder, Keep, KeyOcc, KeyValue, Parsed, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, StrInput, Tag};
@@ -49,6 +49,8 @@ struct Builder<'a> {
     depth: usize,
     /// Nodes still allowed to be built, aliases expanded (a "billion laughs" stops here).
     budget: usize,
+    /// Whether collections become digests instead of trees.
+    fold: bool,
 }
 
 /// As deep as the JSON reader goes: the builder recurses once per level.
@@ -56,7 +58,7 @@ const MAX_DEPTH: usize = 512;
 /// Nodes an alias may add beyond the file's own (each alias expands to a copy of its anchor).
 const ALIAS_NODES: usize = 1_000_000;
 
-pub fn parse(f: &SourceFile) -> Result<Parsed> {
+pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
     let mut b = Builder {
         f,
         parser: Parser::new_from_str(&f.text),
@@ -64,6 +66,7 @@ pub fn parse(f: &SourceFile) -> Result<Parsed> {
         duplicate: None,
         depth: 0,
         budget: f.text.len() + ALIAS_NODES,
+        fold: keep == Keep::Digest,
     };
     let mut entries = Vec::new();
     let mut value = Value::Null;
@@ -186,6 +189,7 @@ impl<'a> Builder<'a> {
                 self.enter(at)?;
                 self.spend(1, at)?;
                 let mut v = Vec::new();
+                let mut folder = self.fold.then(Folder::default);
                 let mut size = 1;
                 loop {
                     let e = self.next()?;
@@ -194,10 +198,16 @@ impl<'a> Builder<'a> {
                     }
                     let (item, n) = self.node(e)?;
                     size += n;
-                    v.push(item);
+                    match &mut folder {
+                        Some(f) => f.item(&item),
+                        None => v.push(item),
+                    }
                 }
                 self.depth -= 1;
-                let val = Value::Seq(v);
+                let val = match folder {
+                    Some(f) => f.finish(false),
+                    None => Value::Seq(v),
+                };
                 self.remember(anchor, &val, size);
                 Ok((val, size))
             }
@@ -215,6 +225,7 @@ impl<'a> Builder<'a> {
         self.enter(at)?;
         self.spend(1, at)?;
         let mut m = BTreeMap::new();
+        let mut folder = self.fold.then(Folder::default);
         let mut size = 1;
         loop {
             let k = self.next()?;
@@ -261,13 +272,24 @@ impl<'a> Builder<'a> {
                     occ,
                 });
             }
+            if let Some(f) = &mut folder {
+                // The digest leaves the key out at the top level (digest_without_key).
+                if !ours {
+                    f.key(&key);
+                    f.item(&val);
+                }
+                continue;
+            }
             if m.contains_key(&key) && self.duplicate.is_none() {
                 self.duplicate = Some((key.clone(), kl, kc + 1));
             }
             m.insert(key, val);
         }
         self.depth -= 1;
-        let val = Value::Map(m);
+        let val = match folder {
+            Some(f) => f.finish(true),
+            None => Value::Map(m),
+        };
         self.remember(anchor, &val, size);
         Ok((val, size))
     }
@@ -442,12 +464,56 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
-        parse(&SourceFile::new(
-            "/c.yaml".into(),
-            "/c.yaml".into(),
-            s.into(),
-        ))
+        parse(
+            &SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s),
+            Keep::Tree,
+        )
         .map(|p| (p.value, p.entries))
+    }
+
+    fn digest(s: &str) -> [u8; 32] {
+        let f = SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s);
+        let parsed = parse(&f, Keep::Digest).unwrap();
+        assert!(matches!(parsed.value, Value::Folded { map: true, .. }));
+        super::super::digest_without_key(&parsed.value)
+    }
+
+    #[test]
+    fn a_folded_document_is_its_digest_without_the_key() {
+        let base = "kind: K
+a: {b: [1, x, {c: null}]}
+makeIPTablesUtilChains: false
+z: &n [1]
+y: *n
+";
+        let same = [
+            base.replace("false", "true"),
+            base.replace("makeIPTablesUtilChains: false\n", ""),
+            base.replace("makeIPTablesUtilChains", "MakeIPTablesUtilChains"),
+        ];
+        for s in &same {
+            assert_eq!(digest(base), digest(s), "{s}");
+        }
+        let different = [
+            base.replace("[1, x", "[1, y"),
+            base.replace("c: null", "c: ~x"),
+            base.replace("[1]", "[2]"),
+            base.replace("kind: K", "kind: \"K \""),
+            base.replace("{b: [1, x, {c: null}]}", "{b: [1, x, {}], c: null}"),
+            base.replace("a: {b", "a2: {b"),
+        ];
+        for s in &different {
+            assert_ne!(digest(base), digest(s), "{s}");
+        }
+        // The same occurrences either way: only the nested collections differ.
+        let f = SourceFile::new("/c.yaml".into(), "/c.yaml".into(), base);
+        let (t, d) = (
+            parse(&f, Keep::Tree).unwrap(),
+            parse(&f, Keep::Digest).unwrap(),
+        );
+        assert_eq!(t.entries.len(), d.entries.len());
+        assert_eq!(t.entries[0].occ.value_span, d.entries[0].occ.value_span);
+        assert_eq!(t.entries[0].occ.value, d.entries[0].occ.value);
     }
 
     #[test]
@@ -481,8 +547,8 @@ mod tests {
     #[test]
     fn only_the_first_document_is_decoded() {
         let s = "kind: K\nmakeIPTablesUtilChains: true\n---\nmakeIPTablesUtilChains: false\n: [\n";
-        let f = SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s.into());
-        let parsed = parse(&f).unwrap();
+        let f = SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s);
+        let parsed = parse(&f, Keep::Tree).unwrap();
         assert_eq!(parsed.entries.len(), 1);
         assert_eq!(parsed.later_documents, vec![4]);
     }

@@ -35,6 +35,13 @@ enum St {
 
 pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
     let mut out = Vec::new();
+    parse_each(id, file, &mut |a| out.push(a));
+    out
+}
+
+/// [`parse`], handing each assignment over as it is read: a caller can drop what it does not
+/// need before the next arrives (an environment file may have 100,000 lines).
+pub fn parse_each(id: FileId, file: &SourceFile, out: &mut dyn FnMut(Assignment)) {
     let mut st = St::PreKey;
     let mut key = String::new();
     let mut key_line = 1;
@@ -48,18 +55,19 @@ pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
             end: i + c.len_utf8(),
         })
     };
-    let push = |out: &mut Vec<Assignment>, key: &mut String, value: &mut Traced, kl: usize| {
-        let k = key.trim_end().to_string();
-        if valid_name(&k) {
-            out.push(Assignment {
-                name: k,
-                value: std::mem::take(value),
-                line: kl,
-            });
-        }
-        key.clear();
-        *value = Traced::default();
-    };
+    let push =
+        |out: &mut dyn FnMut(Assignment), key: &mut String, value: &mut Traced, kl: usize| {
+            let k = key.trim_end().to_string();
+            if valid_name(&k) {
+                out(Assignment {
+                    name: k,
+                    value: std::mem::take(value),
+                    line: kl,
+                });
+            }
+            key.clear();
+            *value = Traced::default();
+        };
     let text = file.text.split('\0').next().unwrap_or("");
     let mut prev_backslash_at: usize = 0;
     for (i, c) in text.char_indices() {
@@ -89,7 +97,7 @@ pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
             St::PreValue => {
                 if nl {
                     st = St::PreKey;
-                    push(&mut out, &mut key, &mut value, key_line);
+                    push(out, &mut key, &mut value, key_line);
                 } else if c == '\'' {
                     st = St::Single;
                 } else if c == '"' {
@@ -109,7 +117,7 @@ pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
                         value = value.slice(0..n);
                     }
                     last_ws = None;
-                    push(&mut out, &mut key, &mut value, key_line);
+                    push(out, &mut key, &mut value, key_line);
                 } else if c == '\\' {
                     st = St::ValueEscape;
                     prev_backslash_at = i;
@@ -189,11 +197,10 @@ pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
             {
                 value = value.slice(0..n);
             }
-            push(&mut out, &mut key, &mut value, key_line);
+            push(out, &mut key, &mut value, key_line);
         }
         _ => {}
     }
-    out
 }
 
 /// systemd's env_name_is_valid: bash's character set, not starting with a digit.
@@ -208,7 +215,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Vec<(String, String, usize)> {
-        let f = SourceFile::new("/e".into(), "/e".into(), s.into());
+        let f = SourceFile::new("/e".into(), "/e".into(), s);
         parse(0, &f)
             .into_iter()
             .map(|a| (a.name, a.value.text, a.line))
@@ -238,7 +245,7 @@ mod tests {
     #[test]
     fn value_bytes_map_to_file() {
         let s = "KUBELET_EXTRA_ARGS=\"--a --make-iptables-util-chains=false\"\n";
-        let f = SourceFile::new("/e".into(), "/e".into(), s.into());
+        let f = SourceFile::new("/e".into(), "/e".into(), s);
         let a = &parse(0, &f)[0];
         let i = a.value.text.find("--make").unwrap();
         let sp = a.value.span_of(i..a.value.text.len()).unwrap();

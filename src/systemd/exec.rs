@@ -50,7 +50,8 @@ pub struct EnvFileRef {
 pub struct Arg {
     pub value: Traced,
     /// The variable that produced it (`$VAR` split or `${VAR}`), if any.
-    pub var: Option<String>,
+    /// Shared by every argument split from one variable.
+    pub var: Option<Arc<str>>,
     /// The text this argument was cut from, and its range there (quotes included): deleting
     /// that range (with blanks of the same text next to it) removes exactly this argument.
     /// Shared by every argument cut from it (never copied per argument).
@@ -285,15 +286,22 @@ impl Service {
             }
             for path in matches {
                 let id = read_into(fs, files, &path)?;
-                for a in id.iter().flat_map(|&id| envfile::parse(id, files.get(id))) {
-                    env.push(EnvEntry {
-                        name: a.name,
-                        value: a.value,
-                        origin: EnvOrigin::File {
-                            file: id.unwrap(),
-                            line: a.line,
-                        },
-                        inert: None,
+                if let Some(id) = id {
+                    let mut compact_at = COMPACT_FROM.max(2 * env.len());
+                    envfile::parse_each(id, files.get(id), &mut |a| {
+                        env.push(EnvEntry {
+                            name: a.name,
+                            value: a.value,
+                            origin: EnvOrigin::File {
+                                file: id,
+                                line: a.line,
+                            },
+                            inert: None,
+                        });
+                        if env.len() >= compact_at {
+                            drop_dead(&mut env);
+                            compact_at = COMPACT_FROM.max(2 * env.len());
+                        }
                     });
                 }
                 loaded.push(EnvFileRef {
@@ -323,6 +331,7 @@ impl Service {
         // those as inert); the rest would cost memory per line of a large environment file.
         let mentions = |t: &str| t.replace('_', "-").contains("make-iptables-util-chains");
         env.retain(|e| e.inert.is_none() || mentions(&e.value.text));
+        env.shrink_to_fit();
 
         let argv = expand(files, &exec, &env, &layout.name)?;
         Ok(Service {
@@ -397,6 +406,36 @@ fn mark_overridden(env: &mut [EnvEntry], files: &Files) {
     }
 }
 
+/// Entries before compaction is worth a pass (small environments are never compacted).
+const COMPACT_FROM: usize = 4096;
+
+/// Drop assignments that are certain to be overridden, whatever comes later, and that do not
+/// mention the flag: a later assignment of the same name and kind exists, or a directive's
+/// name has a file assignment (EnvironmentFile= wins over Environment=). The final precedence
+/// pass would mark them inert and drop them anyway; dropping them while reading keeps a
+/// 100,000-line environment file from being held whole. Run at doubling sizes: linear.
+fn drop_dead(env: &mut Vec<EnvEntry>) {
+    let mentions = |t: &str| t.replace('_', "-").contains("make-iptables-util-chains");
+    let mut last: HashMap<(&str, bool), usize> = HashMap::new();
+    for (j, e) in env.iter().enumerate() {
+        last.insert((&e.name, matches!(e.origin, EnvOrigin::File { .. })), j);
+    }
+    let keep: Vec<bool> = env
+        .iter()
+        .enumerate()
+        .map(|(j, e)| {
+            let file = matches!(e.origin, EnvOrigin::File { .. });
+            let dead = last[&(e.name.as_str(), file)] != j
+                || (!file && last.contains_key(&(e.name.as_str(), true)));
+            !dead || e.inert.is_some() || mentions(&e.value.text)
+        })
+        .collect();
+    drop(last);
+    let mut k = keep.into_iter();
+    env.retain(|_| k.next().unwrap_or(true));
+    env.shrink_to_fit();
+}
+
 /// The assignment of each variable the service gets (at most one is live per name).
 fn live_env(env: &[EnvEntry]) -> HashMap<&str, &EnvEntry> {
     env.iter()
@@ -456,7 +495,7 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
         .map_err(|(m, at)| at_error(files, exec, at + skip, format!("ExecStart=: {m}")))?;
     let vars = live_env(env);
     let live = |name: &str| vars.get(name).copied();
-    let mut argv = Vec::new();
+    let mut argv = Vec::with_capacity(ws.len());
     for (i, w) in ws.into_iter().enumerate() {
         if at_prefix && i == 0 {
             continue; // with '@' the second word is argv[0]
@@ -480,10 +519,13 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
         {
             if let Some(e) = live(name) {
                 let value = Arc::new(e.value.clone());
-                for p in words::split(&e.value, words::VAR_SPLIT).unwrap_or_default() {
+                let var: Arc<str> = name.into();
+                let parts = words::split(&e.value, words::VAR_SPLIT).unwrap_or_default();
+                argv.reserve(parts.len());
+                for p in parts {
                     argv.push(Arg {
                         value: p.value,
-                        var: Some(name.to_string()),
+                        var: Some(var.clone()),
                         container: value.clone(),
                         raw: p.raw,
                         removable: true,
@@ -496,7 +538,7 @@ fn expand(files: &Files, exec: &Directive, env: &[EnvEntry], unit: &str) -> Resu
         argv.push(Arg {
             removable: var.is_none(),
             value: expanded,
-            var,
+            var: var.map(Into::into),
             container: whole.clone(),
             raw: w.raw,
         });

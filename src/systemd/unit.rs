@@ -202,7 +202,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Vec<(String, String, String, usize)> {
-        let f = SourceFile::new("/u".into(), "/u".into(), s.into());
+        let f = SourceFile::new("/u".into(), "/u".into(), s);
         parse(0, &f)
             .unwrap()
             .directives
@@ -231,11 +231,7 @@ mod tests {
 
     #[test]
     fn bad_section_header_stops_the_file() {
-        let f = SourceFile::new(
-            "/u".into(),
-            "/u".into(),
-            "[Service]\nA=1\n[Service\nB=1\n".into(),
-        );
+        let f = SourceFile::new("/u".into(), "/u".into(), "[Service]\nA=1\n[Service\nB=1\n");
         let p = parse(0, &f).unwrap();
         assert_eq!(p.directives.len(), 1);
         let e = p.stopped.unwrap().to_string();
@@ -253,7 +249,7 @@ mod tests {
     #[test]
     fn values_trace_back_to_file_bytes() {
         let s = "[Service]\nEnvironment=\"K=--x=false\"\n";
-        let f = SourceFile::new("/u".into(), "/u".into(), s.into());
+        let f = SourceFile::new("/u".into(), "/u".into(), s);
         let d = &parse(0, &f).unwrap().directives[0];
         let sp = d.value.span().unwrap();
         assert_eq!(&s[sp.start..sp.end], "\"K=--x=false\"");

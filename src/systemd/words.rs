@@ -97,6 +97,7 @@ pub fn split(input: &Traced, mode: Mode) -> Result<Vec<Word>, (String, usize)> {
         if quote.is_some() && !mode.relax {
             return Err(("unbalanced quoting".into(), start));
         }
+        w.shrink();
         words.push(Word {
             value: w,
             raw: start..i.min(t.len()),

@@ -75,7 +75,11 @@ pub fn plan_root(
 /// Write every change's new content into the tree (a stand-in for `apply`).
 pub fn write_plan(root: &Path, plan: &Plan) {
     for c in &plan.changes {
-        std::fs::write(root.join(c.path.trim_start_matches('/')), &c.after).unwrap();
+        std::fs::write(
+            root.join(c.path.trim_start_matches('/')),
+            c.after.as_bytes(),
+        )
+        .unwrap();
     }
 }
 
