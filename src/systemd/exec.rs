@@ -734,6 +734,50 @@ mod tests {
     }
 
     #[test]
+    fn a_long_environment_file_keeps_what_compaction_may_not_drop() {
+        // Past COMPACT_FROM lines overridden assignments are dropped while the file is read:
+        // the result must be what the final precedence pass alone gives.
+        let mut env = String::new();
+        for i in 0..3 * COMPACT_FROM {
+            env += &format!("KUBELET_EXTRA_ARGS=--v={}\n", i % 10);
+            if i == COMPACT_FROM / 2 {
+                env += "KUBELET_EXTRA_ARGS=--make-iptables-util-chains=false\n";
+            }
+            if i == COMPACT_FROM + 7 {
+                env += "ONCE=--node-ip=10.0.0.9\n";
+            }
+        }
+        env += "KUBELET_EXTRA_ARGS=--v=4 --max-pods=50\n";
+        let t = node(&[
+            (
+                "/usr/lib/systemd/system/kubelet.service",
+                "[Service]\nEnvironment=ONCE=--v=1 DIRECTIVE=--v=2\nEnvironmentFile=/etc/default/kubelet\nExecStart=/usr/bin/kubelet $ONCE $DIRECTIVE $KUBELET_EXTRA_ARGS\n",
+            ),
+            ("/etc/default/kubelet", &env),
+        ]);
+        let (a, s) = argv(&t);
+        assert_eq!(
+            a,
+            vec![
+                "/usr/bin/kubelet",
+                "--node-ip=10.0.0.9",
+                "--v=2",
+                "--v=4",
+                "--max-pods=50"
+            ]
+        );
+        let inert: Vec<_> = s.env.iter().filter(|e| e.inert.is_some()).collect();
+        assert_eq!(inert.len(), 1, "only the overridden false is kept");
+        assert!(
+            inert[0]
+                .value
+                .text
+                .contains("make-iptables-util-chains=false")
+        );
+        assert!(s.env.len() < 10, "held: {}", s.env.len());
+    }
+
+    #[test]
     fn fnmatch_like_glob() {
         assert!(fnmatch(b"*.env", b"a.env"));
         assert!(!fnmatch(b"*.env", b".a.env"));
