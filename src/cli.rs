@@ -47,6 +47,31 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Check the running kubelet (and, with --configz, its own merged configuration).
     Verify(VerifyArgs),
+    /// Find (and with --fix, fix) every false in a repository's manifests.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanOutput {
+    Text,
+    Json,
+    Sarif,
+    Junit,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Files or directories (recursive) of YAML and JSON manifests.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: ScanOutput,
+    /// Rewrite each file in place with the minimal edit (asks first, unless --yes).
+    #[arg(long)]
+    pub fix: bool,
+    /// Fix without asking.
+    #[arg(long, requires = "fix")]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -186,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Apply(a) => run_apply(&a),
         Command::Rollback(a) => run_rollback(&a),
         Command::Verify(a) => run_verify(&a),
+        Command::Scan(a) => run_scan(&a),
     }
 }
 
@@ -266,6 +292,48 @@ fn confirm(yes: bool, prompt: &str) -> anyhow::Result<bool> {
         .default(false)
         .interact()
         .unwrap_or(false))
+}
+
+/// `scan`: 0 when nothing (or nothing after --fix) is false, 2 when findings remain.
+pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
+    use crate::scan::{self, output};
+    let mut found = scan::scan(&a.paths)?;
+    let render = |s: &scan::Scan| match a.output {
+        ScanOutput::Text => output::text(s),
+        ScanOutput::Json => output::json(s),
+        ScanOutput::Sarif => output::sarif(s),
+        ScanOutput::Junit => output::junit(s),
+    };
+    let fixable = found.files.iter().any(|f| f.fixed().is_some());
+    if a.fix && fixable {
+        if a.output == ScanOutput::Text {
+            print!("{}", render(&found));
+        }
+        if !confirm(a.yes, "Rewrite these files in place?")? {
+            eprintln!("kubelet-remediate: nothing was changed");
+            return Ok(2);
+        }
+        let written = scan::write_fixes(&found)?;
+        if a.output == ScanOutput::Text {
+            for w in &written {
+                println!("fixed {w}");
+            }
+        }
+        // What is left is judged again from the files as written.
+        found = scan::scan(&a.paths)?;
+        if a.output != ScanOutput::Text {
+            print!("{}", render(&found));
+        } else if found.findings().next().is_some() {
+            print!("{}", render(&found));
+        }
+    } else {
+        print!("{}", render(&found));
+    }
+    Ok(if found.findings().next().is_some() {
+        2
+    } else {
+        0
+    })
 }
 
 pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {

@@ -14,6 +14,7 @@ pub mod report;
 pub mod restart;
 pub mod root;
 pub mod saved;
+pub mod scan;
 pub mod systemd;
 pub mod text;
 pub mod txn;

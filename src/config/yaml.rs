@@ -362,7 +362,7 @@ impl<'a> Builder<'a> {
 
 /// The byte extent of a scalar starting at `start` (after any anchor or tag), and whether the
 /// measured text matches what the parser read.
-fn measure(
+pub(crate) fn measure(
     text: &str,
     start: usize,
     expect: &str,

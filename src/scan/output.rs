@@ -1,0 +1,196 @@
+//! `scan`'s renderings: text for a person, JSON, SARIF 2.1.0 for code scanning, JUnit for CI.
+
+use super::{Finding, Scan};
+use crate::report::{IDS, TITLE};
+use serde_json::{Value, json};
+
+const RULE: &str = "make-iptables-util-chains";
+
+pub fn json(scan: &Scan) -> String {
+    let v = json!({
+        "findings": scan.findings().collect::<Vec<_>>(),
+        "skipped": scan.skipped,
+        "files_scanned": scan.files.len(),
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+pub fn text(scan: &Scan) -> String {
+    let mut out = String::new();
+    for f in scan.files.iter().filter(|f| !f.findings.is_empty()) {
+        out += &format!("{}\n", f.path);
+        for x in &f.findings {
+            out += &format!(
+                "  {}:{}:{}: [{}] {}\n    | {}\n",
+                x.path, x.line, x.column, x.kind, x.message, x.evidence
+            );
+            if x.edit.is_none() {
+                out += "    (no exact edit: fix by hand)\n";
+            }
+        }
+        if let Some(after) = f.fixed() {
+            out += &crate::plan::unified(super::diff_path(&f.path), &f.text, &after);
+        }
+        out += "\n";
+    }
+    for s in &scan.skipped {
+        out += &format!("skipped {}: {}\n", s.path, s.reason);
+    }
+    let n = scan.findings().count();
+    out += &format!(
+        "{n} finding{} in {} file{} scanned ({} skipped)\n",
+        if n == 1 { "" } else { "s" },
+        scan.files.len(),
+        if scan.files.len() == 1 { "" } else { "s" },
+        scan.skipped.len()
+    );
+    out
+}
+
+/// A path as a SARIF artifact URI: relative paths stay relative (to the scanned checkout, as
+/// GitHub code scanning expects), with `/` separators and percent-encoded specials.
+fn uri(path: &str) -> String {
+    let p = path.strip_prefix("./").unwrap_or(path);
+    let mut s = String::new();
+    for b in p.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                s.push(b as char)
+            }
+            _ => s += &format!("%{b:02X}"),
+        }
+    }
+    if path.starts_with('/') {
+        format!("file://{s}")
+    } else {
+        s
+    }
+}
+
+fn region(text: &str, start: usize, end: usize) -> Value {
+    let lc = |off: usize| {
+        let before = &text[..off];
+        let line = before.matches('\n').count() + 1;
+        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
+        (line, col)
+    };
+    let (sl, sc) = lc(start);
+    let (el, ec) = lc(end);
+    json!({"startLine": sl, "startColumn": sc, "endLine": el, "endColumn": ec})
+}
+
+pub fn sarif(scan: &Scan) -> String {
+    let mut results = Vec::new();
+    for f in &scan.files {
+        for x in &f.findings {
+            results.push(result(&f.text, x));
+        }
+    }
+    let v = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "kubelet-remediate",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://www.cisecurity.org/benchmark/kubernetes",
+                "rules": [{
+                    "id": RULE,
+                    "name": "KubeletMakeIptablesUtilChains",
+                    "shortDescription": {"text": TITLE},
+                    "fullDescription": {"text": "The kubelet must run with makeIPTablesUtilChains true (the default): a manifest that sets it false, or that the kubelet cannot decode, regenerates non-compliant nodes."},
+                    "defaultConfiguration": {"level": "error"},
+                    "properties": {"cis": IDS, "tags": ["security", "kubernetes", "CIS"]},
+                }],
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+fn result(text: &str, x: &Finding) -> Value {
+    let mut r = json!({
+        "ruleId": RULE,
+        "ruleIndex": 0,
+        "level": "error",
+        "message": {"text": x.message},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": uri(&x.path)},
+            "region": {"startLine": x.line, "startColumn": x.column},
+        }}],
+    });
+    if let Some((s, e, rep)) = &x.edit {
+        r["fixes"] = json!([{
+            "description": {"text": format!("set it to true: replace \"{}\" with \"{rep}\"", &text[*s..*e])},
+            "artifactChanges": [{
+                "artifactLocation": {"uri": uri(&x.path)},
+                "replacements": [{
+                    "deletedRegion": region(text, *s, *e),
+                    "insertedContent": {"text": rep},
+                }],
+            }],
+        }]);
+    }
+    r
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One test case per scanned document, a failure per finding; skipped files are skipped cases.
+pub fn junit(scan: &Scan) -> String {
+    let mut cases = String::new();
+    let (mut tests, mut failures) = (0, 0);
+    for f in &scan.files {
+        for d in 0..f.documents {
+            tests += 1;
+            let name = format!("{} (document {})", f.path, d + 1);
+            let fails: Vec<_> = f.findings.iter().filter(|x| x.document == d).collect();
+            if fails.is_empty() {
+                cases += &format!(
+                    "    <testcase classname=\"{RULE}\" name=\"{}\"/>\n",
+                    xml(&name)
+                );
+                continue;
+            }
+            failures += fails.len();
+            cases += &format!(
+                "    <testcase classname=\"{RULE}\" name=\"{}\">\n",
+                xml(&name)
+            );
+            for x in fails {
+                cases += &format!(
+                    "      <failure type=\"{}\" message=\"{}\">{}:{}:{}: {}</failure>\n",
+                    x.kind,
+                    xml(&x.message),
+                    xml(&x.path),
+                    x.line,
+                    x.column,
+                    xml(&x.message)
+                );
+            }
+            cases += "    </testcase>\n";
+        }
+    }
+    for s in &scan.skipped {
+        tests += 1;
+        cases += &format!(
+            "    <testcase classname=\"{RULE}\" name=\"{}\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+            xml(&s.path),
+            xml(&s.reason)
+        );
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"kubelet-remediate scan\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        scan.skipped.len()
+    )
+}
