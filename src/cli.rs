@@ -321,9 +321,7 @@ pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
         }
         // What is left is judged again from the files as written.
         found = scan::scan(&a.paths)?;
-        if a.output != ScanOutput::Text {
-            print!("{}", render(&found));
-        } else if found.findings().next().is_some() {
+        if a.output != ScanOutput::Text || found.findings().next().is_some() {
             print!("{}", render(&found));
         }
     } else {
