@@ -187,10 +187,17 @@ fn scan_file(p: &Path, out: &mut Scan) {
             });
         }
     }
+    // The text is kept only where there is something to fix or show: memory stays flat over
+    // a repository of compliant files.
+    let text = if findings.is_empty() {
+        String::new()
+    } else {
+        f.text.to_string()
+    };
     out.files.push(Scanned {
         path,
         host: p.to_path_buf(),
-        text: f.text.to_string(),
+        text,
         documents: docs.len(),
         findings,
     });
