@@ -4,6 +4,8 @@
 //! real file with hostile fragments spliced in (CR, NUL, BOM, quotes, escapes, `$`, YAML
 //! indicators, deep nesting). Asserted: no panic, an exit status in the documented set, and
 //! nothing outside the state locations changed (a host directory beside the root never is).
+//! `scan` gets the same treatment over every manifest of its fixture repository, with `--fix`:
+//! no panic in the scan or any rendering, and no fixable finding left after the fix.
 
 mod common;
 use common::*;
@@ -228,4 +230,51 @@ fn manifests_and_saved_plans_survive_hostile_bytes() {
             Ok(())
         })
         .unwrap();
+}
+
+/// `scan` and `scan --fix` over hostile manifests: every fixture file of the repository, with
+/// fragments spliced in (or arbitrary bytes). No panic, in the scan or in any rendering; after
+/// the fixes are written, no fixable finding is left (each fix made the value true).
+#[test]
+fn scan_and_fix_survive_hostile_manifests() {
+    use kubelet_remediate::scan::{self, output};
+    let fixture = repo().join("testdata/repos/platform-infra");
+    let mut bases: Vec<(&'static str, String)> = Vec::new();
+    let mut stack = vec![fixture.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.to_string_lossy().contains("/templates/") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let ext = p.extension().unwrap().to_string_lossy().to_string();
+                bases.push((Box::leak(text.into_boxed_str()), ext));
+            }
+        }
+    }
+    bases.sort();
+    let tmp = tempfile::tempdir().unwrap();
+    for (base, ext) in bases {
+        let file = tmp.path().join(format!("m.{ext}"));
+        runner((cases() / 8).max(16))
+            .run(&hostile(base), |bytes| {
+                std::fs::write(&file, &bytes).unwrap();
+                let paths = [file.clone()];
+                let found = std::panic::catch_unwind(|| {
+                    let s = scan::scan(&paths).unwrap();
+                    for render in [output::text, output::json, output::sarif, output::junit] {
+                        render(&s);
+                    }
+                    s
+                })
+                .map_err(|_| TestCaseError::fail("scan panicked"))?;
+                scan::write_fixes(&found).unwrap();
+                let again = scan::scan(&paths).unwrap();
+                let left: Vec<_> = again.findings().filter(|f| f.diff.is_some()).collect();
+                prop_assert!(left.is_empty(), "after --fix: {left:?}");
+                Ok(())
+            })
+            .unwrap();
+    }
 }
