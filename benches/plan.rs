@@ -4,6 +4,9 @@
 //!   `kubelet-remediate plan` process against a fresh `cat` of the same files;
 //! - synthetic nodes with N drop-ins and an M MB config (1x and 2x), to show linear growth.
 
+mod common;
+
+use common::bin;
 use kubelet_remediate::evidence::{self, Options};
 use kubelet_remediate::root::NodeFs;
 use kubelet_remediate::{plan, verdict};
@@ -63,14 +66,6 @@ fn spawn(n: usize, mut cmd: impl FnMut() -> Command) -> Duration {
             })
             .collect(),
     )
-}
-
-fn bin() -> PathBuf {
-    // The release binary cargo bench builds beside this bench.
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.join("kubelet-remediate")
 }
 
 /// Every file the planner reads for this node, as host paths.

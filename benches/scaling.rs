@@ -4,17 +4,13 @@
 //! read). Figures go to docs/benchmarks.md. `SCALING_ONLY=name` runs one dimension; a run past
 //! `SCALING_TIMEOUT` seconds (default 120) is killed and printed as such.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn bin() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.join("kubelet-remediate")
-}
+use common::bin;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 fn write(dir: &Path, rel: &str, s: &str) {
     let p = dir.join(rel);
@@ -150,35 +146,10 @@ fn dir_bytes(d: &Path) -> u64 {
 
 /// Run one plan process; its wall time and its own peak RSS in KiB, or None past the limit.
 fn measure(root: &Path, limit: Duration) -> Option<(Duration, i64, i32)> {
-    let t = Instant::now();
-    // Reaped with wait4 below (for this child's own rusage), not through std.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(bin())
-        .args(["plan", "--offline", "--output", "json", "--root"])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    loop {
-        let mut status = 0;
-        // SAFETY: rusage is filled by wait4 for our own child.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
-        if r == pid {
-            return Some((t.elapsed(), ru.ru_maxrss, libc::WEXITSTATUS(status)));
-        }
-        if t.elapsed() > limit {
-            // SAFETY: our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut cmd = Command::new(bin());
+    cmd.args(["plan", "--offline", "--output", "json", "--root"])
+        .arg(root);
+    common::measure(cmd, limit)
 }
 
 /// Build one tree in a child process: a child's peak RSS includes its parent's at the time of

@@ -5,17 +5,13 @@
 //! executable (`python3 -m venv v && v/bin/pip install checkov`, then `CHECKOV=v/bin/checkov`).
 //! Figures go to docs/benchmarks.md.
 
+mod common;
+
+use common::bin;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn bin() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.join("kubelet-remediate")
-}
+use std::process::Command;
+use std::time::Duration;
 
 /// Manifest `i`: one of eight kinds; every 33rd sets the value false.
 fn manifest(i: usize) -> (String, String) {
@@ -88,21 +84,10 @@ fn build(dir: &Path, n: usize) -> usize {
     bad
 }
 
-/// One process: wall time, its own peak RSS (KiB), exit status.
-fn measure(mut cmd: Command) -> (Duration, i64, i32) {
-    let t = Instant::now();
-    #[allow(clippy::zombie_processes)] // reaped by wait4 below, for this child's own rusage
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is filled by wait4 for our own child.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    (t.elapsed(), ru.ru_maxrss, libc::WEXITSTATUS(status))
+/// One process: wall time, its own peak RSS (KiB), exit status. No time limit that matters:
+/// checkov takes minutes.
+fn measure(cmd: Command) -> (Duration, i64, i32) {
+    common::measure(cmd, Duration::from_secs(24 * 3600)).expect("finished within a day")
 }
 
 fn median3(f: impl Fn() -> (Duration, i64, i32)) -> (Duration, i64, i32) {
