@@ -36,6 +36,21 @@ pub struct EnvEntry {
     pub inert: Option<String>,
 }
 
+impl EnvEntry {
+    fn in_file(&self) -> bool {
+        matches!(self.origin, EnvOrigin::File { .. })
+    }
+
+    /// Whether the value names the flag (any spelling): such an overridden assignment is kept,
+    /// since the report lists it as inert; others are dropped once overridden.
+    fn mentions_flag(&self) -> bool {
+        self.value
+            .text
+            .replace('_', "-")
+            .contains(crate::flags::FLAG)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EnvFileRef {
     pub path: String,
@@ -329,8 +344,7 @@ impl Service {
         }
         // Overridden assignments matter only where they mention the flag (the report lists
         // those as inert); the rest would cost memory per line of a large environment file.
-        let mentions = |t: &str| t.replace('_', "-").contains("make-iptables-util-chains");
-        env.retain(|e| e.inert.is_none() || mentions(&e.value.text));
+        env.retain(|e| e.inert.is_none() || e.mentions_flag());
         env.shrink_to_fit();
 
         let argv = expand(files, &exec, &env, &layout.name)?;
@@ -376,9 +390,8 @@ fn mark_overridden(env: &mut [EnvEntry], files: &Files) {
         if e.inert.is_some() {
             continue;
         }
-        let from_file = matches!(e.origin, EnvOrigin::File { .. });
         match winner.get_mut(&e.name) {
-            Some(w) if from_file || !matches!(env[*w].origin, EnvOrigin::File { .. }) => *w = j,
+            Some(w) if e.in_file() || !env[*w].in_file() => *w = j,
             Some(_) => {}
             None => {
                 winner.insert(e.name.clone(), j);
@@ -391,9 +404,7 @@ fn mark_overridden(env: &mut [EnvEntry], files: &Files) {
         }
         let w = winner[&env[i].name];
         if w != i {
-            let why = if matches!(env[w].origin, EnvOrigin::File { .. })
-                && matches!(env[i].origin, EnvOrigin::Directive { .. })
-            {
+            let why = if env[w].in_file() && !env[i].in_file() {
                 format!(
                     "overridden by the environment file at {} (EnvironmentFile= values win over Environment=)",
                     describe(&env[w].origin)
@@ -415,19 +426,18 @@ const COMPACT_FROM: usize = 4096;
 /// pass would mark them inert and drop them anyway; dropping them while reading keeps a
 /// 100,000-line environment file from being held whole. Run at doubling sizes: linear.
 fn drop_dead(env: &mut Vec<EnvEntry>) {
-    let mentions = |t: &str| t.replace('_', "-").contains("make-iptables-util-chains");
     let mut last: HashMap<(&str, bool), usize> = HashMap::new();
     for (j, e) in env.iter().enumerate() {
-        last.insert((&e.name, matches!(e.origin, EnvOrigin::File { .. })), j);
+        last.insert((&e.name, e.in_file()), j);
     }
     let keep: Vec<bool> = env
         .iter()
         .enumerate()
         .map(|(j, e)| {
-            let file = matches!(e.origin, EnvOrigin::File { .. });
+            let file = e.in_file();
             let dead = last[&(e.name.as_str(), file)] != j
                 || (!file && last.contains_key(&(e.name.as_str(), true)));
-            !dead || e.inert.is_some() || mentions(&e.value.text)
+            !dead || e.inert.is_some() || e.mentions_flag()
         })
         .collect();
     drop(last);
