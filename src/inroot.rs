@@ -334,7 +334,12 @@ pub fn read_bounded(f: File, max: u64, name: &str) -> io::Result<Vec<u8>> {
 /// be a regular file on the descriptor itself, read up to `max` bytes. A FIFO or `/dev/zero`
 /// is refused at once.
 pub fn read_host_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let f = File::from(open_host(path, libc::O_RDONLY | libc::O_NONBLOCK)?);
+    read_host_file_with(path, max, 0)
+}
+
+/// [`read_host_file`] with more open flags (`O_NOFOLLOW`: `scan` never reads through a link).
+pub fn read_host_file_with(path: &Path, max: u64, flags: libc::c_int) -> io::Result<Vec<u8>> {
+    let f = File::from(open_host(path, libc::O_RDONLY | libc::O_NONBLOCK | flags)?);
     if !f.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -213,22 +213,7 @@ fn helm_template(p: &Path) -> bool {
 }
 
 fn read(p: &Path) -> Result<String, String> {
-    use std::io::Read as _;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(p)
-        .map_err(|e| e.to_string())?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.len() > MAX_MANIFEST {
-        return Err(format!("larger than {} MiB", MAX_MANIFEST >> 20));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    f.take(MAX_MANIFEST + 1)
-        .read_to_end(&mut bytes)
+    let bytes = crate::inroot::read_host_file_with(p, MAX_MANIFEST, libc::O_NOFOLLOW)
         .map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())
 }
