@@ -304,7 +304,7 @@ pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
         ScanOutput::Sarif => output::sarif(s),
         ScanOutput::Junit => output::junit(s),
     };
-    let fixable = found.files.iter().any(|f| f.fixed().is_some());
+    let fixable = found.findings().any(|f| f.edit.is_some());
     if a.fix && fixable {
         if a.output == ScanOutput::Text {
             print!("{}", render(&found));

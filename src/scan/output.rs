@@ -2,6 +2,7 @@
 
 use super::{Finding, Scan};
 use crate::report::{IDS, TITLE};
+use crate::text::SourceFile;
 use serde_json::{Value, json};
 
 const RULE: &str = "make-iptables-util-chains";
@@ -67,26 +68,19 @@ fn uri(path: &str) -> String {
     }
 }
 
-fn region(text: &str, start: usize, end: usize) -> Value {
-    let lc = |off: usize| {
-        let before = &text[..off];
-        let line = before.matches('\n').count() + 1;
-        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-            .chars()
-            .count()
-            + 1;
-        (line, col)
-    };
-    let (sl, sc) = lc(start);
-    let (el, ec) = lc(end);
+fn region(f: &SourceFile, start: usize, end: usize) -> Value {
+    let (sl, sc) = f.line_col(start);
+    let (el, ec) = f.line_col(end);
     json!({"startLine": sl, "startColumn": sc, "endLine": el, "endColumn": ec})
 }
 
 pub fn sarif(scan: &Scan) -> String {
     let mut results = Vec::new();
-    for f in &scan.files {
+    for f in scan.files.iter().filter(|f| !f.findings.is_empty()) {
+        // Columns in characters, as in the findings (runs[0].columnKind).
+        let source = SourceFile::new(f.path.clone(), f.path.clone(), f.text.as_str());
         for x in &f.findings {
-            results.push(result(&f.text, x));
+            results.push(result(&source, x));
         }
     }
     let v = json!({
@@ -113,7 +107,7 @@ pub fn sarif(scan: &Scan) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
 }
 
-fn result(text: &str, x: &Finding) -> Value {
+fn result(f: &SourceFile, x: &Finding) -> Value {
     let mut r = json!({
         "ruleId": RULE,
         "ruleIndex": 0,
@@ -126,11 +120,11 @@ fn result(text: &str, x: &Finding) -> Value {
     });
     if let Some((s, e, rep)) = &x.edit {
         r["fixes"] = json!([{
-            "description": {"text": format!("set it to true: replace \"{}\" with \"{rep}\"", &text[*s..*e])},
+            "description": {"text": format!("set it to true: replace \"{}\" with \"{rep}\"", &f.text[*s..*e])},
             "artifactChanges": [{
                 "artifactLocation": {"uri": uri(&x.path)},
                 "replacements": [{
-                    "deletedRegion": region(text, *s, *e),
+                    "deletedRegion": region(f, *s, *e),
                     "insertedContent": {"text": rep},
                 }],
             }],

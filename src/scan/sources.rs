@@ -91,7 +91,10 @@ pub fn judge(f: &SourceFile, root: &Node, out: &mut Vec<Hit>) {
         }
         "NodeConfig" if api.starts_with("node.eks.aws/") => {
             let flags = root.at(&["spec", "kubelet", "flags"]);
-            let from_flags = flags.and_then(|l| args_list(f, l.items(), None, false));
+            let from_flags = flags.and_then(|l| {
+                let items: Vec<&Node> = l.items().iter().collect();
+                args_list(f, &items, None, false)
+            });
             match from_flags {
                 // Flags are applied over the config: they decide when they set it.
                 Some(hit) => out.extend(hit.map(|mut h| {
@@ -119,7 +122,7 @@ pub fn judge(f: &SourceFile, root: &Node, out: &mut Vec<Hit>) {
                 Kind::Scalar(..) => vec![a],
                 _ => Vec::new(),
             };
-            if let Some(Some(mut h)) = args_list_refs(f, &items, None, true) {
+            if let Some(Some(mut h)) = args_list(f, &items, None, true) {
                 h.kind = "k3s-config";
                 h.message = format!("k3s/RKE2 kubelet-arg: {}", h.message);
                 out.push(h);
@@ -154,7 +157,7 @@ fn workload(f: &SourceFile, spec: &Node, name: &str, out: &mut Vec<Hit>) {
             let mut argv: Vec<&Node> = command.iter().collect();
             argv.extend(c.get("args").map(Node::items).unwrap_or_default());
             let cname = c.get("name").and_then(Node::str).unwrap_or("?");
-            if let Some(Some(mut h)) = args_list_refs(f, &argv[1..], argv.first().copied(), false) {
+            if let Some(Some(mut h)) = args_list(f, &argv[1..], argv.first().copied(), false) {
                 h.kind = "workload";
                 h.message = format!("{name} container \"{cname}\": {}", h.message);
                 out.push(h);
@@ -163,20 +166,10 @@ fn workload(f: &SourceFile, spec: &Node, name: &str, out: &mut Vec<Hit>) {
     }
 }
 
-fn args_list(
-    f: &SourceFile,
-    items: &[Node],
-    argv0: Option<&Node>,
-    k3s: bool,
-) -> Option<Option<Hit>> {
-    let refs: Vec<&Node> = items.iter().collect();
-    args_list_refs(f, &refs, argv0, k3s)
-}
-
 /// Judge an argument list: `None` when it never names the flag, `Some(None)` when it does and
 /// the last occurrence is not false, `Some(Some(hit))` for a false. k3s writes `kubelet-arg`
 /// items without the leading `--`.
-fn args_list_refs(
+fn args_list(
     f: &SourceFile,
     items: &[&Node],
     argv0: Option<&Node>,

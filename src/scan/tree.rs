@@ -68,13 +68,10 @@ impl Node {
     /// when the text from `start` spells the value exactly (no escapes, no folding), so byte `i`
     /// of the value is byte `start + i` of the file. `quoted` tells whether quotes surround it.
     pub fn exact(&self, f: &SourceFile) -> Option<(usize, bool)> {
+        let range = self.extent(f)?;
         let Kind::Scalar(v, style) = &self.kind else {
             return None;
         };
-        let (range, ok) = measure(&f.text, self.start, v, *style);
-        if !ok {
-            return None;
-        }
         match style {
             ScalarStyle::Plain => Some((range.start, false)),
             ScalarStyle::SingleQuoted if v.contains('\'') => None,
