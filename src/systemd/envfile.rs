@@ -33,15 +33,9 @@ enum St {
     CommentEscape,
 }
 
-pub fn parse(id: FileId, file: &SourceFile) -> Vec<Assignment> {
-    let mut out = Vec::new();
-    parse_each(id, file, &mut |a| out.push(a));
-    out
-}
-
-/// [`parse`], handing each assignment over as it is read: a caller can drop what it does not
-/// need before the next arrives (an environment file may have 100,000 lines).
-pub fn parse_each(id: FileId, file: &SourceFile, out: &mut dyn FnMut(Assignment)) {
+/// Hand each assignment over as it is read: a caller can drop what it does not need before
+/// the next arrives (an environment file may have 100,000 lines).
+pub fn parse(id: FileId, file: &SourceFile, out: &mut dyn FnMut(Assignment)) {
     let mut st = St::PreKey;
     let mut key = String::new();
     let mut key_line = 1;
@@ -214,9 +208,15 @@ pub fn valid_name(n: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn all(f: &SourceFile) -> Vec<Assignment> {
+        let mut out = Vec::new();
+        parse(0, f, &mut |a| out.push(a));
+        out
+    }
+
     fn p(s: &str) -> Vec<(String, String, usize)> {
         let f = SourceFile::new("/e".into(), "/e".into(), s);
-        parse(0, &f)
+        all(&f)
             .into_iter()
             .map(|a| (a.name, a.value.text, a.line))
             .collect()
@@ -246,7 +246,7 @@ mod tests {
     fn value_bytes_map_to_file() {
         let s = "KUBELET_EXTRA_ARGS=\"--a --make-iptables-util-chains=false\"\n";
         let f = SourceFile::new("/e".into(), "/e".into(), s);
-        let a = &parse(0, &f)[0];
+        let a = &all(&f)[0];
         let i = a.value.text.find("--make").unwrap();
         let sp = a.value.span_of(i..a.value.text.len()).unwrap();
         assert_eq!(&s[sp.start..sp.end], "--make-iptables-util-chains=false");

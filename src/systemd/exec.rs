@@ -303,7 +303,7 @@ impl Service {
                 let id = read_into(fs, files, &path)?;
                 if let Some(id) = id {
                     let mut compact_at = COMPACT_FROM.max(2 * env.len());
-                    envfile::parse_each(id, files.get(id), &mut |a| {
+                    envfile::parse(id, files.get(id), &mut |a| {
                         env.push(EnvEntry {
                             name: a.name,
                             value: a.value,
