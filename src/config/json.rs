@@ -1,7 +1,7 @@
 //! A small JSON parser that keeps byte positions of top-level entries and reports errors with
 //! line and column (RFC 8259; no comments or trailing commas, as Go's decoder).
 
-use super::{Entry, KeyOcc, KeyValue, Parsed, Value};
+use super::{Entry, Folder, Keep, KeyOcc, KeyValue, Parsed, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
 use std::collections::BTreeMap;
@@ -11,16 +11,19 @@ struct P<'a> {
     b: &'a [u8],
     i: usize,
     duplicate: Option<(String, usize, usize)>,
+    /// Whether collections become digests instead of trees ([`Keep::Digest`]).
+    fold: bool,
 }
 
 const MAX_DEPTH: usize = 512;
 
-pub fn parse(f: &SourceFile) -> Result<Parsed> {
+pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
     let mut p = P {
         f,
         b: f.text.as_bytes(),
         i: 0,
         duplicate: None,
+        fold: keep == Keep::Digest,
     };
     if f.text.starts_with('\u{feff}') {
         p.i = 3;
@@ -70,20 +73,29 @@ impl P<'_> {
             Some(b'[') => {
                 self.i += 1;
                 let mut v = Vec::new();
+                let mut folder = self.fold.then(Folder::default);
+                let done = |v, folder: Option<Folder>| match folder {
+                    Some(f) => f.finish(false),
+                    None => Value::Seq(v),
+                };
                 self.ws();
                 if self.b.get(self.i) == Some(&b']') {
                     self.i += 1;
-                    return Ok(Value::Seq(v));
+                    return Ok(done(v, folder));
                 }
                 loop {
                     self.ws();
-                    v.push(self.value(depth + 1, None)?);
+                    let item = self.value(depth + 1, None)?;
+                    match &mut folder {
+                        Some(f) => f.item(&item),
+                        None => v.push(item),
+                    }
                     self.ws();
                     match self.b.get(self.i) {
                         Some(b',') => self.i += 1,
                         Some(b']') => {
                             self.i += 1;
-                            return Ok(Value::Seq(v));
+                            return Ok(done(v, folder));
                         }
                         _ => return Err(self.err("expected ',' or ']'")),
                     }
@@ -127,10 +139,15 @@ impl P<'_> {
     fn object(&mut self, depth: usize, mut top: Option<&mut Vec<Entry>>) -> Result<Value> {
         self.i += 1;
         let mut m = BTreeMap::new();
+        let mut folder = self.fold.then(Folder::default);
+        let done = |m, folder: Option<Folder>| match folder {
+            Some(f) => f.finish(true),
+            None => Value::Map(m),
+        };
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
-            return Ok(Value::Map(m));
+            return Ok(done(m, folder));
         }
         let mut prev_comma: Option<usize> = None;
         loop {
@@ -176,11 +193,19 @@ impl P<'_> {
                     },
                 });
             }
-            if m.contains_key(&k) && self.duplicate.is_none() {
-                let (line, column) = self.f.line_col(key_start);
-                self.duplicate = Some((k.clone(), line, column));
+            if let Some(f) = &mut folder {
+                // The digest leaves the key out at the top level (digest_without_key).
+                if top.is_none() || !super::folds_to_field(&k) {
+                    f.key(&k);
+                    f.item(&v);
+                }
+            } else {
+                if m.contains_key(&k) && self.duplicate.is_none() {
+                    let (line, column) = self.f.line_col(key_start);
+                    self.duplicate = Some((k.clone(), line, column));
+                }
+                m.insert(k, v);
             }
-            m.insert(k, v);
             match next {
                 Some(b',') => {
                     prev_comma = Some(self.i);
@@ -188,7 +213,7 @@ impl P<'_> {
                 }
                 Some(b'}') => {
                     self.i += 1;
-                    return Ok(Value::Map(m));
+                    return Ok(done(m, folder));
                 }
                 _ => return Err(self.err("expected ',' or '}'")),
             }
@@ -278,7 +303,37 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
-        parse(&SourceFile::new("/c.json".into(), "/c.json".into(), s)).map(|p| (p.value, p.entries))
+        parse(
+            &SourceFile::new("/c.json".into(), "/c.json".into(), s),
+            Keep::Tree,
+        )
+        .map(|p| (p.value, p.entries))
+    }
+
+    #[test]
+    fn a_folded_document_is_its_digest_without_the_key() {
+        let digest = |s: &str| {
+            let f = SourceFile::new("/c.json".into(), "/c.json".into(), s);
+            let parsed = parse(&f, Keep::Digest).unwrap();
+            assert!(matches!(parsed.value, Value::Folded { map: true, .. }));
+            super::super::digest_without_key(&parsed.value)
+        };
+        let base = r#"{"kind": "K", "a": {"b": [1, "x", {"c": null}]}, "makeIPTablesUtilChains": false, "z": []}"#;
+        for same in [
+            base.replace("false", "true"),
+            base.replace("\"makeIPTablesUtilChains\": false, ", ""),
+            base.replace("makeIPTablesUtilChains", "MakeIPTablesUtilChains"),
+        ] {
+            assert_eq!(digest(base), digest(&same), "{same}");
+        }
+        for different in [
+            base.replace("\"x\"", "\"y\""),
+            base.replace("null", "1"),
+            base.replace("[]", "{}"),
+            base.replace("\"b\"", "\"b2\""),
+        ] {
+            assert_ne!(digest(base), digest(&different), "{different}");
+        }
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn parse(id: FileId, f: &SourceFile, keep: Keep) -> Result<(ConfigDoc, Value
         .text
         .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     let (format, parsed) = if first.starts_with('{') {
-        (Format::Json, json::parse(f)?)
+        (Format::Json, json::parse(f, keep)?)
     } else {
         (Format::Yaml, yaml::parse(f, keep)?)
     };
