@@ -1,16 +1,10 @@
 //! The command line: parse, run the pipeline, print, and choose the exit status.
 
-use crate::configz;
-use crate::evidence::{self, Evidence, Options};
-use crate::plan::{self, Plan, Strategy};
-use crate::report::{Report, restart_command};
-use crate::restart;
-use crate::root::NodeFs;
-use crate::saved::SavedPlan;
-use crate::systemd::dbus::Systemd;
-use crate::txn::{self, FileChange};
-use crate::verdict::{self, Outcome};
-use anyhow::{Context, bail};
+use crate::flow::{self, Preview, Ui};
+use crate::outcome::{Node, Outcome, Record, Verdict};
+use crate::plan::{self, Strategy};
+use crate::txn;
+use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,13 +13,23 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(
     name = "kubelet-remediate",
-    version,
+    version = crate::outcome::LONG_VERSION,
     about = "Find and fix what keeps the kubelet's makeIPTablesUtilChains from being true (CIS 4.2.7 / 4.2.6 / 3.2.6)",
     after_help = EXIT_STATUS
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The node's name in the JSON record (default: $NODE_NAME, $SYSTEM_UPGRADE_NODE_NAME, or
+    /// the node's /etc/hostname inside --root).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Print only errors (the exit status and the JSON record still tell the result).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print the node, the record's timings and every warning on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 /// The exit statuses, shown under `--help` (and in the README).
@@ -35,7 +39,9 @@ pub const EXIT_STATUS: &str = "Exit status:
       start with (one line on stderr names file:line:column), a failed and rolled-back apply
   2   not compliant: changes proposed (plan), or a restart still needed
   3   the platform manages these files (OpenShift, Bottlerocket): apply the advice
-  64  command-line usage error";
+  64  command-line usage error
+With --output json, plan, apply, rollback and verify print one record (docs/report.schema.json)
+whatever happens, errors included.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -49,6 +55,35 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Find (and with --fix, fix) every false in a repository's manifests.
     Scan(ScanArgs),
+    /// Read many nodes' JSON records and print the fleet's table (or JUnit).
+    Summarize(SummarizeArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryOutput {
+    Text,
+    Junit,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SummarizeArgs {
+    /// Record files (one JSON object, JSON lines, or `kubectl logs` output) or directories of
+    /// them; `-` or nothing reads standard input.
+    #[arg(value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: SummaryOutput,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -127,6 +162,10 @@ pub struct PlanArgs {
     /// Also save the plan (every edit and the sha256 of each file) for `apply --plan`.
     #[arg(long = "out", value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Audit forever: plan again every SECS seconds, one record per line with --output json
+    /// (the audit DaemonSet's mode).
+    #[arg(long, value_name = "SECS", conflicts_with = "save")]
+    pub every: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,6 +214,15 @@ pub struct RollbackArgs {
     /// Restore files even if they changed after that apply.
     #[arg(long)]
     pub force: bool,
+    /// Restore the files only; restart the kubelet yourself.
+    #[arg(long)]
+    pub no_restart: bool,
+    /// How long the restarted kubelet must stay active, with the same main PID, to count.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub settle: f64,
+    /// systemd's D-Bus address (default: the node's /run/systemd/private, then its system bus).
+    #[arg(long, value_name = "ADDR")]
+    pub dbus_address: Option<String>,
     #[arg(long, value_name = "DIR", default_value = txn::DEFAULT_BACKUP_DIR)]
     pub backup_dir: String,
     #[arg(long, value_enum, default_value = "text")]
@@ -206,67 +254,41 @@ pub struct AfterWrites(pub String);
 
 /// Run a parsed command line; the result is the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
-        Command::Plan(a) => run_plan(&a),
-        Command::Apply(a) => run_apply(&a),
-        Command::Rollback(a) => run_rollback(&a),
-        Command::Verify(a) => run_verify(&a),
-        Command::Scan(a) => run_scan(&a),
+    let say = Say {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let name = cli.node_name.as_deref();
+    match &cli.command {
+        Command::Plan(a) => Ok(run_plan(a, name, say)),
+        Command::Apply(a) => Ok(run_apply(a, name, say)),
+        Command::Rollback(a) => Ok(run_rollback(a, name, say)),
+        Command::Verify(a) => Ok(run_verify(a, name, say)),
+        Command::Scan(a) => run_scan(a),
+        Command::Summarize(a) => run_summarize(a),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(
+                a.shell,
+                &mut cmd,
+                "kubelet-remediate",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
     }
 }
 
-fn node_fs(n: &NodeArgs) -> anyhow::Result<NodeFs> {
-    let meta =
-        std::fs::metadata(&n.root).with_context(|| format!("--root {}", n.root.display()))?;
-    anyhow::ensure!(
-        meta.is_dir(),
-        "--root {}: not a directory",
-        n.root.display()
-    );
-    Ok(NodeFs::new(&n.root))
-}
-
-fn options(e: &EvalArgs) -> Options {
-    Options {
-        unit: e.unit.clone(),
-        offline: e.offline,
-    }
-}
-
-fn color(o: &OutputArgs) -> bool {
-    match o.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    }
-}
-
-/// Read, judge and plan.
-fn evaluate(fs: &NodeFs, e: &EvalArgs) -> anyhow::Result<(Evidence, Report, Plan)> {
-    let opts = options(e);
-    let ev = evidence::gather(fs, &opts)?;
-    let v = verdict::judge(&ev);
-    let p = plan::plan(fs, &opts, &ev, &v, e.strategy)?;
-    let report = Report::new(&ev, &v, &p);
-    Ok((ev, report, p))
-}
-
-pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
-    let fs = node_fs(&a.node)?;
-    let (ev, report, p) = evaluate(&fs, &a.eval)?;
-    if let Some(path) = &a.save {
-        let saved = SavedPlan::from_plan(&ev.service.layout.name, &p);
-        let text = serde_json::to_string_pretty(&saved)? + "\n";
-        fs_err::write(path, text)?;
-    }
-    match a.out.output {
-        Output::Json => print!("{}", report.to_json()),
-        Output::Text => print!("{}", report.to_text(color(&a.out))),
-    }
-    if let Some(line) = report.refusal_line() {
-        eprintln!("kubelet-remediate: {line}");
-    }
-    Ok(report.exit_code())
+/// How much text to print (`-q`, `-v`).
+#[derive(Debug, Clone, Copy)]
+struct Say {
+    quiet: bool,
+    verbose: bool,
 }
 
 fn lock_timeout() -> Duration {
@@ -277,7 +299,421 @@ fn lock_timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Ask on the terminal, or refuse without one.
+fn color(o: &OutputArgs) -> bool {
+    match o.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+fn eval(e: &EvalArgs) -> flow::Eval {
+    flow::Eval {
+        unit: e.unit.clone(),
+        offline: e.offline,
+        strategy: e.strategy,
+    }
+}
+
+fn restart_with(dbus_address: &Option<String>, settle: f64) -> flow::Restart {
+    flow::Restart {
+        dbus_address: dbus_address.clone(),
+        settle: Duration::from_secs_f64(if settle.is_finite() {
+            settle.max(0.0)
+        } else {
+            0.0
+        }),
+        ..flow::Restart::default()
+    }
+}
+
+/// Open the root and run one node flow: the record, stamped with who, where and when.
+fn node_record(
+    root: &std::path::Path,
+    name: Option<&str>,
+    command: &'static str,
+    body: impl FnOnce(&crate::root::NodeFs) -> Outcome,
+) -> Record {
+    let started = std::time::SystemTime::now();
+    match flow::open_root(root) {
+        Ok(fs) => {
+            let node = Node::identify(name, &fs);
+            let outcome = body(&fs);
+            Record::new(node, command, started, outcome)
+        }
+        Err(stop) => {
+            let node = Node {
+                name: name.map(str::to_string),
+                name_from: name.map(|_| "--node-name"),
+                root: root.display().to_string(),
+            };
+            Record::new(node, command, started, Outcome::failed(stop))
+        }
+    }
+}
+
+/// The closing lines every node command shares: the error on stderr, `-v`'s details, and the
+/// record on stdout with `--output json`.
+fn finish(r: &Record, json: bool, say: Say) -> i32 {
+    let o = &r.outcome;
+    if json {
+        print!("{}", r.to_json());
+    }
+    if say.verbose || !say.quiet {
+        for w in &o.warnings {
+            eprintln!("kubelet-remediate: warning: {w}");
+        }
+    }
+    if let Some(e) = &o.error {
+        let tail = if e.files_changed {
+            ""
+        } else {
+            "; nothing was changed"
+        };
+        eprintln!("kubelet-remediate: error: {}{tail}", e.message);
+    }
+    if say.verbose {
+        let t = &o.timings;
+        let ms = |v: Option<u128>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+        eprintln!(
+            "kubelet-remediate: node {} ({}), {} {}: {} (exit {}) in {} ms (evidence {}, write {}, restart {})",
+            r.node.name.as_deref().unwrap_or("(unnamed)"),
+            r.node.name_from.unwrap_or("no name found"),
+            r.command,
+            r.node.root,
+            serde_json::to_value(o.result)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or(""),
+            o.exit_code,
+            t.total_ms,
+            ms(t.evidence_ms),
+            ms(t.write_ms),
+            ms(t.restart_ms),
+        );
+    }
+    o.exit_code
+}
+
+fn run_plan(a: &PlanArgs, name: Option<&str>, say: Say) -> i32 {
+    let json = a.out.output == Output::Json;
+    let once = || {
+        node_record(&a.node.root, name, "plan", |fs| {
+            flow::plan(fs, &eval(&a.eval), a.save.as_deref())
+        })
+    };
+    let Some(secs) = a.every else {
+        let r = once();
+        print_report(&r, json, color(&a.out), say);
+        return finish(&r, json, say);
+    };
+    // The audit DaemonSet's loop: one compact record per line, so `kubectl logs` is JSON lines.
+    loop {
+        let r = once();
+        if json {
+            println!("{}", serde_json::to_string(&r).expect("record serializes"));
+        } else {
+            print_report(&r, false, color(&a.out), say);
+        }
+        std::thread::sleep(Duration::from_secs(secs.max(1)));
+    }
+}
+
+/// `plan`'s text: the report, and the refusal's location on stderr.
+fn print_report(r: &Record, json: bool, color: bool, say: Say) {
+    let Some(report) = &r.outcome.report else {
+        return;
+    };
+    if !json && !say.quiet {
+        print!("{}", report.to_text(color));
+    }
+    if let Some(line) = report.refusal_line() {
+        eprintln!("kubelet-remediate: {line}");
+    }
+}
+
+/// Prompts on the terminal; shows the preview on stdout in text mode, and on stderr before
+/// asking in JSON mode (stdout is the record's).
+struct Terminal {
+    yes: bool,
+    json: bool,
+    color: bool,
+    quiet: bool,
+    settle: f64,
+    /// The report was already printed with the question.
+    shown: bool,
+}
+
+impl Terminal {
+    fn preview(&self, p: &Preview<'_>) -> String {
+        match p {
+            Preview::Apply {
+                report,
+                saved: Some((path, changes)),
+            } => {
+                // The saved plan's diff is what gets written: shown once, instead of the
+                // fresh plan's.
+                let mut t = report.to_text_without_changes(self.color);
+                t += &format!("\napplying the saved plan {}:\n", path.display());
+                for c in *changes {
+                    t += &plan::unified(&c.path, &c.before, &c.after);
+                }
+                t
+            }
+            Preview::Apply {
+                report,
+                saved: None,
+            }
+            | Preview::Restart { report, .. } => report.to_text(self.color),
+            Preview::Rollback { set } => {
+                let mut t = format!("backup {} from {} ({}):\n", set.id, set.time, set.state);
+                for f in &set.files {
+                    t += &format!("  restore {}\n", f.path);
+                }
+                t
+            }
+        }
+    }
+}
+
+impl Ui for Terminal {
+    fn confirm(&mut self, question: &str, p: Preview<'_>) -> Result<bool, String> {
+        let text = self.preview(&p);
+        if !self.json && !self.quiet {
+            print!("{text}");
+            self.shown = true;
+        }
+        if self.yes {
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(
+                "standard input is not a terminal, so there is no one to confirm: pass --yes to proceed unattended"
+                    .into(),
+            );
+        }
+        if self.json || self.quiet {
+            // Never ask blind: what would be written goes to stderr first.
+            eprint!("{text}");
+        }
+        Ok(dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact_on(&dialoguer::console::Term::stderr())
+            .unwrap_or(false))
+    }
+
+    fn progress(&mut self, spent: Duration) {
+        if !self.json && !self.quiet && std::io::stderr().is_terminal() {
+            eprint!(
+                "\rwatching the kubelet settle: {:.1} / {:.0} s ",
+                spent.as_secs_f64(),
+                self.settle
+            );
+        }
+    }
+}
+
+/// `--root` as an undo hint needs it (the default `/` does not).
+fn root_flag(root: &std::path::Path) -> String {
+    if root == std::path::Path::new("/") {
+        String::new()
+    } else {
+        format!("--root {} ", root.display())
+    }
+}
+
+fn run_apply(a: &ApplyArgs, name: Option<&str>, say: Say) -> i32 {
+    let json = a.out.output == Output::Json;
+    let mut ui = Terminal {
+        yes: a.yes,
+        json,
+        color: color(&a.out),
+        quiet: say.quiet,
+        settle: a.settle,
+        shown: false,
+    };
+    let opts = flow::ApplyOptions {
+        eval: eval(&a.eval),
+        restart: (!a.no_restart).then(|| restart_with(&a.dbus_address, a.settle)),
+        saved_plan: a.plan.clone(),
+        backup_dir: a.backup_dir.clone(),
+        lock_timeout: lock_timeout(),
+    };
+    let r = node_record(&a.node.root, name, "apply", |fs| {
+        flow::apply(fs, &opts, &mut ui)
+    });
+    if !json && !say.quiet {
+        print_apply(&r, &a.node.root, ui.shown, ui.color);
+    }
+    if let Some(line) = r.outcome.report.as_ref().and_then(|p| p.refusal_line()) {
+        eprintln!(
+            "kubelet-remediate: {line}; nothing is applied automatically, nothing was changed"
+        );
+    }
+    finish(&r, json, say)
+}
+
+fn print_apply(r: &Record, root: &std::path::Path, shown: bool, color: bool) {
+    let o = &r.outcome;
+    if o.result == Verdict::Compliant {
+        println!("nothing to do: makeIPTablesUtilChains is already true");
+        return;
+    }
+    if let (Some(report), false) = (&o.report, shown) {
+        print!("{}", report.to_text(color));
+    }
+    match (o.result, &o.applied, &o.restart) {
+        (Verdict::Managed, ..) => {
+            let platform = o.report.as_ref().map_or("", |p| p.platform.name);
+            println!(
+                "\nnot applied: {platform} manages these files; apply the platform-level fix above"
+            );
+        }
+        (Verdict::RestartNeeded, None, Some(rs)) => println!(
+            "\nthe files are already right; the running kubelet needs: {}",
+            rs.command
+        ),
+        (_, Some(ap), rs) => {
+            println!("\napplied: {}", ap.files.join(", "));
+            println!(
+                "backup:  {} (undo: kubelet-remediate rollback {}{})",
+                ap.backup_dir,
+                root_flag(root),
+                ap.backup_id
+            );
+            match rs {
+                Some(rs) if o.result == Verdict::Changed && rs.done => {
+                    let res = rs.result.as_ref();
+                    println!(
+                        "restarted {}{}: pid {} runs with makeIPTablesUtilChains true",
+                        rs.unit,
+                        if res.is_some_and(|x| x.reloaded) {
+                            " after daemon-reload"
+                        } else {
+                            ""
+                        },
+                        res.map_or(0, |x| x.main_pid)
+                    )
+                }
+                Some(rs) if !rs.done => println!("now run: {}", rs.command),
+                _ => {}
+            }
+        }
+        (Verdict::Changed, None, Some(rs)) => println!(
+            "\nrestarted {}: pid {} runs with makeIPTablesUtilChains true",
+            rs.unit,
+            rs.result.as_ref().map_or(0, |x| x.main_pid)
+        ),
+        _ => {}
+    }
+}
+
+fn run_rollback(a: &RollbackArgs, name: Option<&str>, say: Say) -> i32 {
+    let json = a.output == Output::Json;
+    let which = match (&a.id, a.last, a.list) {
+        (_, _, true) => flow::Which::List,
+        (Some(id), _, _) => flow::Which::Id(id.clone()),
+        (None, true, _) => flow::Which::Last,
+        (None, false, false) => {
+            eprintln!(
+                "kubelet-remediate: error: name a backup set, or pass --last or --list; nothing was changed"
+            );
+            return 64;
+        }
+    };
+    let mut ui = Terminal {
+        yes: a.yes,
+        json,
+        color: false,
+        quiet: say.quiet,
+        settle: a.settle,
+        shown: false,
+    };
+    let opts = flow::RollbackOptions {
+        which,
+        force: a.force,
+        backup_dir: a.backup_dir.clone(),
+        restart: (!a.no_restart).then(|| restart_with(&a.dbus_address, a.settle)),
+        lock_timeout: lock_timeout(),
+    };
+    let r = node_record(&a.node.root, name, "rollback", |fs| {
+        flow::rollback(fs, &opts, &mut ui)
+    });
+    if !json && !say.quiet {
+        print_rollback(&r, &a.backup_dir);
+    }
+    finish(&r, json, say)
+}
+
+fn print_rollback(r: &Record, backup_dir: &str) {
+    let o = &r.outcome;
+    if let Some(sets) = &o.backups {
+        if sets.is_empty() {
+            println!("no backups in {backup_dir}");
+        }
+        for m in sets {
+            let files: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+            println!(
+                "{}  {}  {:<11}  {}",
+                m.id,
+                m.time,
+                m.state,
+                files.join(", ")
+            );
+        }
+    }
+    let Some(rb) = &o.rolled_back else {
+        return;
+    };
+    for p in &rb.restored {
+        println!("restored: {p}");
+    }
+    for p in &rb.unchanged {
+        println!("already original: {p}");
+    }
+    match &o.restart {
+        Some(rs) if rs.done && o.error.is_none() => println!(
+            "restarted {}: pid {} runs with makeIPTablesUtilChains {}",
+            rs.unit,
+            rs.result.as_ref().map_or(0, |x| x.main_pid),
+            rs.value
+                .map_or("as the restored files say".into(), |v| v.to_string())
+        ),
+        Some(rs) if !rs.done && !rb.restored.is_empty() => println!("now run: {}", rs.command),
+        _ => {}
+    }
+}
+
+fn run_verify(a: &VerifyArgs, name: Option<&str>, say: Say) -> i32 {
+    let json = a.output == Output::Json;
+    let opts = flow::VerifyOptions {
+        unit: a.unit.clone(),
+        dbus_address: a.dbus_address.clone(),
+        configz: a.configz.clone(),
+    };
+    let r = node_record(&a.node.root, name, "verify", |fs| flow::verify(fs, &opts));
+    if !json && !say.quiet {
+        for c in r.outcome.checks.iter().flatten() {
+            let v = c.value.map_or("error".to_string(), |b| b.to_string());
+            println!("{}: makeIPTablesUtilChains {v} ({})", c.source, c.detail);
+        }
+        if r.outcome.checks.is_some() {
+            println!(
+                "{}",
+                match r.outcome.result {
+                    Verdict::Compliant => "verified: makeIPTablesUtilChains is true",
+                    Verdict::NonCompliant =>
+                        "NOT COMPLIANT: makeIPTablesUtilChains is false in at least one source",
+                    _ => "could not verify",
+                }
+            );
+        }
+    }
+    finish(&r, json, say)
+}
+
+/// Ask on the terminal, or refuse without one (`scan --fix`).
 fn confirm(yes: bool, prompt: &str) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
@@ -294,6 +730,20 @@ fn confirm(yes: bool, prompt: &str) -> anyhow::Result<bool> {
         .unwrap_or(false))
 }
 
+/// `summarize`: 0 when every node is compliant (or was fixed), 2 when any is not, 1 when a
+/// record cannot be read.
+pub fn run_summarize(a: &SummarizeArgs) -> anyhow::Result<i32> {
+    use crate::summary;
+    let fleet = summary::read(&a.paths)?;
+    print!(
+        "{}",
+        match a.output {
+            SummaryOutput::Text => summary::text(&fleet),
+            SummaryOutput::Junit => summary::junit(&fleet),
+        }
+    );
+    Ok(if fleet.all_compliant() { 0 } else { 2 })
+}
 /// `scan`: 0 when nothing (or nothing after --fix) is false, 2 when findings remain.
 pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
     use crate::scan::{self, output};
@@ -332,543 +782,4 @@ pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
-}
-
-pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
-    let fs = node_fs(&a.node)?;
-    // One apply or rollback at a time, and the plan is made under the lock, so a second run
-    // sees the first one's result instead of applying it twice.
-    let _lock = txn::lock(&fs, lock_timeout())?;
-    // A set a killed run left unfinished is rolled back first, so this plan starts from the
-    // original files.
-    for note in txn::recover(&fs, &a.backup_dir)? {
-        eprintln!("kubelet-remediate: {note}");
-    }
-    let (ev, report, p) = evaluate(&fs, &a.eval)?;
-    let json = a.out.output == Output::Json;
-    let unit = ev.service.layout.name.clone();
-    let check_process = !ev.platform.kubelet_in_process();
-
-    if ev.platform.managed() && !report.compliant {
-        if json {
-            print!("{}", report.to_json());
-        } else {
-            print!("{}", report.to_text(color(&a.out)));
-            println!(
-                "\nnot applied: {} manages these files; apply the platform-level fix above",
-                ev.platform.name()
-            );
-        }
-        return Ok(3);
-    }
-    if let Some(line) = report.refusal_line() {
-        // The report still goes to stdout (JSON stays machine-readable); one line on stderr.
-        if json {
-            print!("{}", report.to_json());
-        } else {
-            print!("{}", report.to_text(color(&a.out)));
-        }
-        eprintln!(
-            "kubelet-remediate: {line}; nothing is applied automatically, nothing was changed"
-        );
-        return Ok(1);
-    }
-
-    // What to write: the fresh plan, or exactly the saved one.
-    let (changes, daemon_reload) = match &a.plan {
-        Some(path) => {
-            // Never block on a FIFO or read /dev/zero without end: a regular file, bounded.
-            let bytes = crate::inroot::read_host_file(path, 64 << 20)
-                .with_context(|| format!("--plan {}", path.display()))?;
-            let text = String::from_utf8(bytes)
-                .with_context(|| format!("--plan {}: not UTF-8", path.display()))?;
-            let saved = SavedPlan::parse(&path.display().to_string(), &text)?;
-            let mut changes = Vec::new();
-            for f in &saved.files {
-                // The saved path is resolved inside the root like any read, and the write
-                // goes to that resolved path (re-checked at write time).
-                let Some((resolved, current)) = fs.read(&f.path)? else {
-                    bail!(
-                        "{}: missing; the plan {} cannot be applied",
-                        f.path,
-                        path.display()
-                    );
-                };
-                let after = saved.after(f, &current)?;
-                changes.push(FileChange {
-                    path: resolved,
-                    before: current,
-                    after: after.into(),
-                });
-            }
-            (changes, saved.daemon_reload)
-        }
-        None => (
-            p.changes
-                .iter()
-                .map(|c| FileChange {
-                    path: c.path.clone(),
-                    before: c.before.clone(),
-                    after: c.after.clone(),
-                })
-                .collect::<Vec<_>>(),
-            p.daemon_reload,
-        ),
-    };
-
-    if changes.is_empty() {
-        let restart_only = !report.compliant && !a.no_restart;
-        if !restart_only {
-            if json {
-                print!("{}", report.to_json());
-            } else if report.compliant {
-                println!("nothing to do: makeIPTablesUtilChains is already true");
-            } else {
-                print!("{}", report.to_text(color(&a.out)));
-                println!(
-                    "\nthe files are already right; the running kubelet needs: {}",
-                    restart_command(&unit, false)
-                );
-            }
-            return Ok(if report.compliant { 0 } else { 2 });
-        }
-        // The files are right but the running kubelet is not: only a restart is needed.
-        if !json {
-            print!("{}", report.to_text(color(&a.out)));
-        }
-        let sd = connect(a)?;
-        if !confirm(a.yes, &format!("Restart {unit}?"))? {
-            eprintln!("not restarted");
-            return Ok(1);
-        }
-        let r = restart::restart_and_verify(
-            &sd,
-            &fs,
-            &unit,
-            false,
-            check_process,
-            restart_options(a),
-            &mut progress(a),
-        )
-        .map_err(|why| anyhow::anyhow!("{why}; see journalctl -u {unit}"))?;
-        if json {
-            let out = serde_json::json!({
-                "applied": false, "files": [], "compliant": true,
-                "restart": {"unit": unit, "daemon_reload": false, "done": true, "result": r,
-                            "address": sd.address},
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        } else {
-            println!(
-                "\nrestarted {unit}: pid {} runs with makeIPTablesUtilChains true",
-                r.main_pid
-            );
-        }
-        return Ok(0);
-    }
-
-    if !json {
-        print!("{}", report.to_text(color(&a.out)));
-        if let Some(path) = &a.plan {
-            println!("\napplying the saved plan {}:", path.display());
-            for c in &changes {
-                print!("{}", plan::unified(&c.path, &c.before, &c.after));
-            }
-        }
-    }
-    let restart = restart_command(&unit, daemon_reload);
-    // Reach systemd before writing anything: no connection, no change.
-    let sd = if a.no_restart {
-        None
-    } else {
-        Some(connect(a)?)
-    };
-    if !confirm(a.yes, "Apply these changes?")? {
-        eprintln!("not applied");
-        return Ok(1);
-    }
-    let opts = Options {
-        offline: true,
-        ..options(&a.eval)
-    };
-    // Writes change contents, never which unit files exist: reuse the layout, as the proof does.
-    let layout = ev.service.layout.clone();
-    let verify = || -> Result<(), String> {
-        let ev =
-            evidence::gather_with_layout(&fs, &opts, layout.clone()).map_err(|e| e.to_string())?;
-        match verdict::judge(&ev).outcome {
-            Outcome::Value(true, _) => Ok(()),
-            Outcome::Value(false, _) => {
-                Err("makeIPTablesUtilChains still evaluates to false".into())
-            }
-            Outcome::Refused(why) => Err(why),
-        }
-    };
-    let started = std::time::Instant::now();
-    let applied = txn::apply(
-        &fs,
-        &changes,
-        (&unit, daemon_reload),
-        &a.backup_dir,
-        &verify,
-    )?;
-    let write_ms = started.elapsed().as_millis();
-    for w in &applied.warnings {
-        eprintln!("kubelet-remediate: warning: {w}");
-    }
-    let mut restarted = None;
-    if let Some(sd) = &sd {
-        match restart::restart_and_verify(
-            sd,
-            &fs,
-            &unit,
-            daemon_reload,
-            check_process,
-            restart_options(a),
-            &mut progress(a),
-        ) {
-            Ok(r) => restarted = Some(r),
-            Err(why) => {
-                return Err(roll_back_after_failed_restart(
-                    &fs,
-                    sd,
-                    a,
-                    &unit,
-                    daemon_reload,
-                    &applied,
-                    &why,
-                ));
-            }
-        }
-    }
-    if json {
-        let out = serde_json::json!({
-            "applied": true,
-            "backup_id": applied.backup_id,
-            "backup_dir": applied.backup_dir,
-            "files": applied.files,
-            "compliant": true,
-            "write_ms": write_ms,
-            "warnings": applied.warnings,
-            "restart": {"unit": unit, "daemon_reload": daemon_reload, "done": restarted.is_some(),
-                        "command": restart, "result": restarted,
-                        "address": sd.as_ref().map(|s| s.address.clone())},
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!("\napplied: {}", applied.files.join(", "));
-        println!(
-            "backup:  {} (undo: kubelet-remediate rollback {})",
-            applied.backup_dir, applied.backup_id
-        );
-        match &restarted {
-            Some(r) => println!(
-                "restarted {unit}{}: pid {} runs with makeIPTablesUtilChains true",
-                if r.reloaded {
-                    " after daemon-reload"
-                } else {
-                    ""
-                },
-                r.main_pid
-            ),
-            None => println!("now run: {restart}"),
-        }
-    }
-    Ok(0)
-}
-
-fn connect(a: &ApplyArgs) -> anyhow::Result<Systemd> {
-    Ok(Systemd::connect(&restart::candidates(
-        &a.node.root,
-        a.dbus_address.as_deref(),
-    ))?)
-}
-
-fn restart_options(a: &ApplyArgs) -> restart::Options {
-    restart::Options {
-        settle: Duration::from_secs_f64(a.settle.max(0.0)),
-        job_timeout: Duration::from_secs(120),
-    }
-}
-
-/// A progress line on a terminal while the unit settles.
-fn progress(a: &ApplyArgs) -> impl FnMut(Duration) + '_ {
-    let tty = std::io::stderr().is_terminal() && a.out.output == Output::Text;
-    move |spent: Duration| {
-        if tty {
-            eprint!(
-                "\rwatching the kubelet settle: {:.1} / {:.0} s ",
-                spent.as_secs_f64(),
-                a.settle
-            );
-        }
-    }
-}
-
-/// The restart failed or the new kubelet is not compliant: put every file back, reload if
-/// units changed, restart the old configuration and wait for it, then report.
-fn roll_back_after_failed_restart(
-    fs: &NodeFs,
-    sd: &Systemd,
-    a: &ApplyArgs,
-    unit: &str,
-    daemon_reload: bool,
-    applied: &txn::Applied,
-    why: &str,
-) -> anyhow::Error {
-    let restored = match txn::rollback(fs, &a.backup_dir, &applied.backup_id, false) {
-        Ok(r) => r,
-        Err(e) => {
-            return anyhow::Error::new(AfterWrites(format!(
-                "{why}; restoring the backups failed too ({e}): run kubelet-remediate rollback {} and see journalctl -u {unit}",
-                applied.backup_id
-            )));
-        }
-    };
-    let back = (|| -> Result<u32, String> {
-        if daemon_reload {
-            sd.reload().map_err(|e| e.0)?;
-        }
-        let result = sd
-            .restart(unit, Duration::from_secs(120))
-            .map_err(|e| e.0)?;
-        if result != "done" {
-            return Err(format!(
-                "restarting the old configuration ended with \"{result}\""
-            ));
-        }
-        let s = sd
-            .settle(
-                unit,
-                Duration::from_secs_f64(a.settle.max(0.0)),
-                &mut |_| {},
-            )
-            .map_err(|e| e.0)?;
-        Ok(s.main_pid)
-    })();
-    match back {
-        Ok(pid) => anyhow::Error::new(AfterWrites(format!(
-            "{why}; rolled back {} (backup {}); {unit} is active again with its old settings (pid {pid}); see journalctl -u {unit}",
-            restored.restored.join(", "),
-            applied.backup_id
-        ))),
-        Err(e) => anyhow::Error::new(AfterWrites(format!(
-            "{why}; rolled back {} (backup {}), but {unit} did not come back: {e}; see journalctl -u {unit}",
-            restored.restored.join(", "),
-            applied.backup_id
-        ))),
-    }
-}
-
-pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
-    let fs = node_fs(&a.node)?;
-    let _lock = txn::lock(&fs, lock_timeout())?;
-    let sets = txn::list(&fs, &a.backup_dir)?;
-    if a.list {
-        if a.output == Output::Json {
-            println!("{}", serde_json::to_string_pretty(&sets)?);
-        } else if sets.is_empty() {
-            println!("no backups in {}", a.backup_dir);
-        } else {
-            for m in &sets {
-                let files: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
-                println!(
-                    "{}  {}  {:<11}  {}",
-                    m.id,
-                    m.time,
-                    m.state,
-                    files.join(", ")
-                );
-            }
-        }
-        return Ok(0);
-    }
-    let id = match (&a.id, a.last) {
-        (Some(id), _) => id.clone(),
-        (None, true) => match sets.last() {
-            Some(m) => m.id.clone(),
-            None => bail!("no backups in {}: nothing to roll back", a.backup_dir),
-        },
-        (None, false) => bail!("name a backup set, or pass --last or --list"),
-    };
-    let Some(m) = sets.iter().find(|m| m.id == id) else {
-        bail!(
-            "{}/{id}: no such backup set (see rollback --list)",
-            a.backup_dir
-        );
-    };
-    if a.output == Output::Text {
-        println!("backup {} from {} ({}):", m.id, m.time, m.state);
-        for f in &m.files {
-            println!("  restore {}", f.path);
-        }
-    }
-    if !confirm(a.yes, "Restore these files?")? {
-        eprintln!("not restored");
-        return Ok(1);
-    }
-    let r = txn::rollback(&fs, &a.backup_dir, &id, a.force)?;
-    for w in &r.warnings {
-        eprintln!("kubelet-remediate: warning: {w}");
-    }
-    if a.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        for p in &r.restored {
-            println!("restored: {p}");
-        }
-        for p in &r.unchanged {
-            println!("already original: {p}");
-        }
-        if !r.restored.is_empty() {
-            println!("now run: {}", restart_command(&r.unit, r.daemon_reload));
-        }
-    }
-    Ok(0)
-}
-
-/// One source `verify` consulted, and what it said.
-#[derive(Debug, serde::Serialize)]
-struct Check {
-    source: String,
-    value: Option<bool>,
-    detail: String,
-}
-
-pub fn run_verify(a: &VerifyArgs) -> anyhow::Result<i32> {
-    let fs = node_fs(&a.node)?;
-    let opts = Options {
-        unit: a.unit.clone(),
-        offline: false,
-    };
-    let ev = evidence::gather(&fs, &opts)?;
-    let unit = ev.service.layout.name.clone();
-    let mut checks = Vec::new();
-    if ev.platform.kubelet_in_process() {
-        // The kubelet runs inside k3s/rke2: its flags are not on any command line.
-        let ok = verdict::judge(&ev).compliant();
-        checks.push(Check {
-            source: format!(
-                "{} files (the kubelet runs inside {unit})",
-                ev.platform.name()
-            ),
-            value: Some(ok),
-            detail: "kubelet-arg entries and kubelet.conf.d drop-ins as they are now".into(),
-        });
-    } else {
-        // The unit's main process if systemd answers, else the /proc scan.
-        let from_systemd = Systemd::connect(&restart::candidates(
-            &a.node.root,
-            a.dbus_address.as_deref(),
-        ))
-        .ok()
-        .and_then(|sd| sd.state(&unit).ok())
-        .map(|s| s.main_pid)
-        .filter(|p| *p != 0);
-        let pid = from_systemd.or(ev.running.as_ref().map(|r| r.pid));
-        match pid {
-            Some(pid) => {
-                let source = format!("the running kubelet (pid {pid})");
-                // Read once: whether its configs changed since it started, and its value.
-                let (value, detail) = match restart::read_process(&fs, pid) {
-                    Ok(r) if !r.changed_since_start.is_empty() => (
-                        None,
-                        format!(
-                            "{} changed since it started, so what it loaded cannot be read from disk (--configz reads it from the kubelet)",
-                            r.changed_since_start.join(", ")
-                        ),
-                    ),
-                    Ok(r) => match restart::process_verdict(&r) {
-                        Ok(v) => (
-                            Some(v),
-                            "its command line and the files it names".to_string(),
-                        ),
-                        Err(why) => (None, why),
-                    },
-                    Err(why) => (None, why),
-                };
-                checks.push(Check {
-                    source,
-                    value,
-                    detail,
-                });
-            }
-            None if a.configz.is_none() => {
-                bail!(
-                    "no running kubelet found ({unit} has no main process, and /proc has no kubelet): start it, or pass --configz"
-                )
-            }
-            None => {}
-        }
-    }
-    if let Some(url) = &a.configz {
-        let source = format!("configz {url}");
-        let got = configz::fetch(url, Duration::from_secs(10)).and_then(|body| {
-            let doc: serde_json::Value =
-                serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
-            configz::value_from_document(&doc)
-        });
-        checks.push(match got {
-            Ok((v, present)) => Check {
-                source,
-                value: Some(v),
-                detail: if present {
-                    "the kubelet's merged configuration".into()
-                } else {
-                    "absent from configz: the default, true".into()
-                },
-            },
-            Err(why) => Check {
-                source,
-                value: None,
-                detail: why,
-            },
-        });
-    }
-    if !ev.platform.kubelet_in_process() {
-        // The files are what the next restart runs: a process that says true while they say
-        // false (say, after a rollback without a restart) is not a compliant node.
-        let (value, detail) = match verdict::judge(&ev).outcome {
-            Outcome::Value(v, _) => (
-                Some(v),
-                format!("{unit}, its drop-ins, environment files and configs as they are now"),
-            ),
-            Outcome::Refused(why) => (None, format!("the kubelet would refuse to start: {why}")),
-        };
-        checks.push(Check {
-            source: "the files on disk (what the next restart runs)".into(),
-            value,
-            detail,
-        });
-    }
-    // A definite false anywhere is "not compliant" even if another source could not be read.
-    let failed = checks.iter().any(|c| c.value.is_none());
-    let says_false = checks.iter().any(|c| c.value == Some(false));
-    let compliant = !failed && !says_false;
-    let code = if says_false {
-        2
-    } else if failed {
-        1
-    } else {
-        0
-    };
-    if a.output == Output::Json {
-        let out =
-            serde_json::json!({"compliant": compliant && !failed, "unit": unit, "checks": checks});
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for c in &checks {
-            let v = c.value.map_or("error".to_string(), |b| b.to_string());
-            println!("{}: makeIPTablesUtilChains {v} ({})", c.source, c.detail);
-        }
-        println!(
-            "{}",
-            match code {
-                0 => "verified: makeIPTablesUtilChains is true",
-                2 => "NOT COMPLIANT: makeIPTablesUtilChains is false in at least one source",
-                _ => "could not verify",
-            }
-        );
-    }
-    Ok(code)
 }

@@ -250,6 +250,15 @@ impl Report {
     }
 
     pub fn to_text(&self, color: bool) -> String {
+        self.text(color, true)
+    }
+
+    /// The text without the proposed diff (`apply --plan` shows the saved plan's instead).
+    pub fn to_text_without_changes(&self, color: bool) -> String {
+        self.text(color, false)
+    }
+
+    fn text(&self, color: bool, changes: bool) -> String {
         let paint = |code: &str, s: &str| {
             if color {
                 format!("\x1b[{code}m{s}\x1b[0m")
@@ -348,7 +357,7 @@ impl Report {
                 }
             }
         }
-        if !self.changes.is_empty() {
+        if changes && !self.changes.is_empty() {
             o += "\nproposed change:\n";
             for c in &self.changes {
                 if let Some(via) = &c.via {

@@ -228,7 +228,7 @@ fn rollback_restores_byte_for_byte_and_refuses_changed_files_unless_forced() {
             .code(),
         Some(0)
     );
-    let o = run(t.path(), &["rollback", "--last", "--yes"]);
+    let o = run(t.path(), &["rollback", "--last", "--yes", "--no-restart"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(original, snapshot(t.path()));
 
@@ -244,7 +244,7 @@ fn rollback_restores_byte_for_byte_and_refuses_changed_files_unless_forced() {
         .replace("syncFrequency: 0s", "syncFrequency: 1m0s");
     std::fs::write(&f, &changed).unwrap();
     let before = snapshot(t.path());
-    let o = run(t.path(), &["rollback", "--last", "--yes"]);
+    let o = run(t.path(), &["rollback", "--last", "--yes", "--no-restart"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("/var/lib/kubelet/config.yaml: changed after apply"),
@@ -252,7 +252,10 @@ fn rollback_restores_byte_for_byte_and_refuses_changed_files_unless_forced() {
         text(&o)
     );
     assert_eq!(before, snapshot(t.path()));
-    let o = run(t.path(), &["rollback", "--last", "--yes", "--force"]);
+    let o = run(
+        t.path(),
+        &["rollback", "--last", "--yes", "--force", "--no-restart"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(original, snapshot(t.path()));
     let log = std::fs::read_to_string(t.path().join("var/log/kubelet-remediate.log")).unwrap();
@@ -356,7 +359,7 @@ fn crash_at_every_step_is_consistent_and_rolls_back() {
                 "{point}: {rel:?} is neither its old nor its new content"
             );
         }
-        let o = run(t.path(), &["rollback", "--last", "--yes"]);
+        let o = run(t.path(), &["rollback", "--last", "--yes", "--no-restart"]);
         if backup_sets_with_manifest(t.path()) == 0 {
             assert_eq!(o.status.code(), Some(1), "{point}");
         } else {

@@ -184,7 +184,7 @@ fn manifests_and_saved_plans_survive_hostile_bytes() {
     );
     let o = run(&["apply", "--yes", "--no-restart", "--output", "json"]);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let id = j["backup_id"].as_str().unwrap().to_string();
+    let id = j["applied"]["backup_id"].as_str().unwrap().to_string();
     let manifest = root
         .join("var/lib/kubelet-remediate/backups")
         .join(&id)
@@ -197,7 +197,7 @@ fn manifests_and_saved_plans_survive_hostile_bytes() {
     runner(n)
         .run(&(hostile(m_base), hostile(p_base)), |(m, p)| {
             std::fs::write(&manifest, &m).unwrap();
-            let o = run(&["rollback", "--yes", "--force", &id]);
+            let o = run(&["rollback", "--yes", "--force", "--no-restart", &id]);
             let err = String::from_utf8_lossy(&o.stderr);
             prop_assert!(!err.contains("panicked"), "rollback panicked: {err}");
             prop_assert!(

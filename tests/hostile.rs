@@ -71,7 +71,7 @@ impl Node {
         let o = self.run(&["apply", "--yes", "--no-restart", "--output", "json"]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        j["backup_id"].as_str().unwrap().to_string()
+        j["applied"]["backup_id"].as_str().unwrap().to_string()
     }
 
     fn manifest(&self, id: &str) -> PathBuf {
@@ -154,7 +154,7 @@ fn tampered_manifests_read_and_write_nothing_outside_the_root() {
         let fixed = n.file("etc/default/kubelet");
         n.edit_manifest(&id, |m| tamper(m));
         for force in [false, true] {
-            let mut args = vec!["rollback", "--yes", id.as_str()];
+            let mut args = vec!["rollback", "--yes", "--no-restart", id.as_str()];
             if force {
                 args.push("--force");
             }
@@ -174,7 +174,7 @@ fn ids_and_sets_that_point_elsewhere_are_refused() {
     let n = node("kubeadm-deb");
     let id = n.applied();
     for bad in ["../../../../host", "..", "a/b"] {
-        refused(&n.run(&["rollback", "--yes", bad]), bad);
+        refused(&n.run(&["rollback", "--yes", "--no-restart", bad]), bad);
     }
     // A set that is a symlink to a directory outside the root holding a "manifest".
     let evil = n.host.join("evil-set");
@@ -189,7 +189,7 @@ fn ids_and_sets_that_point_elsewhere_are_refused() {
     let link = n.root.join(SETS).join("20990101T000000Z-1");
     symlink(&evil, &link).unwrap();
     refused(
-        &n.run(&["rollback", "--yes", "20990101T000000Z-1"]),
+        &n.run(&["rollback", "--yes", "--no-restart", "20990101T000000Z-1"]),
         "symlinked set",
     );
     // --last does not pick it either: it is not a set.
@@ -206,8 +206,8 @@ fn rollback_force_after_a_parent_became_a_symlink_to_the_host_is_refused() {
     std::fs::remove_dir_all(&etc_default).unwrap();
     symlink(n.host.join("etc/default"), &etc_default).unwrap();
     for args in [
-        &["rollback", "--yes", id.as_str()][..],
-        &["rollback", "--yes", "--force", id.as_str()],
+        &["rollback", "--yes", "--no-restart", id.as_str()][..],
+        &["rollback", "--yes", "--force", "--no-restart", id.as_str()],
     ] {
         let o = n.run(args);
         refused(&o, "symlinked parent");
@@ -339,7 +339,8 @@ fn a_log_that_fails_after_the_commit_is_a_warning_not_nothing_changed() {
     );
     assert!(!err.contains("nothing was changed"), "{err}");
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let m = std::fs::read_to_string(n.manifest(j["backup_id"].as_str().unwrap())).unwrap();
+    let m =
+        std::fs::read_to_string(n.manifest(j["applied"]["backup_id"].as_str().unwrap())).unwrap();
     assert!(m.contains("\"state\": \"applied\""));
     assert!(
         !n.file("etc/default/kubelet")
@@ -370,7 +371,7 @@ fn after_a_kill_at_any_step_the_next_apply_and_one_rollback_are_exact() {
             p.verdict.compliant(),
             "{point}: not compliant after the next apply"
         );
-        let o = n.run(&["rollback", "--last", "--yes"]);
+        let o = n.run(&["rollback", "--last", "--yes", "--no-restart"]);
         assert_eq!(o.status.code(), Some(0), "{point}: {}", text(&o));
         assert_eq!(
             (
@@ -407,11 +408,18 @@ fn rollback_last_follows_the_order_of_applies_not_of_names() {
     m["seq"] = 1.into();
     m["state"] = "rolled-back".into();
     std::fs::write(n.manifest(&first), m.to_string()).unwrap();
-    let o = n.run(&["rollback", "--last", "--yes", "--output", "json"]);
+    let o = n.run(&[
+        "rollback",
+        "--last",
+        "--yes",
+        "--no-restart",
+        "--output",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        j["backup_id"],
+        j["rolled_back"]["backup_id"],
         second.as_str(),
         "--last picked by name, not by order"
     );
@@ -467,7 +475,7 @@ fn a_missing_file_is_missing_not_permission_denied() {
     let n = node("kubeadm-deb");
     let id = n.applied();
     std::fs::remove_file(n.root.join("etc/default/kubelet")).unwrap();
-    let o = n.run(&["rollback", "--yes", "--force", &id]);
+    let o = n.run(&["rollback", "--yes", "--force", "--no-restart", &id]);
     refused(&o, "missing");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/etc/default/kubelet"), "{err}");

@@ -255,7 +255,8 @@ fn a_stale_running_kubelet_is_only_restarted() {
     let o = apply(&sb, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = json(&o);
-    assert_eq!(j["applied"], false);
+    assert_eq!(j["applied"], serde_json::Value::Null);
+    assert_eq!(j["result"], "changed");
     assert_eq!(j["restart"]["done"], true);
     assert_eq!(sb.live_value(), Some(true));
     assert_eq!(sb.file("/etc/default/kubelet"), fixed, "nothing written");
@@ -312,8 +313,13 @@ fn a_second_apply_does_not_restart_again() {
     let again = apply(&sb, &[]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     let j = json(&again);
-    assert_eq!(j["compliant"], true, "{}", text(&again));
-    assert!(j["changes"].as_array().is_some_and(|c| c.is_empty()));
+    assert_eq!(j["result"], "compliant", "{}", text(&again));
+    assert_eq!(j["report"]["compliant"], true, "{}", text(&again));
+    assert!(
+        j["report"]["changes"]
+            .as_array()
+            .is_some_and(|c| c.is_empty())
+    );
     assert_eq!(
         sb.systemd().state("kubelet.service").unwrap().main_pid,
         pid,
@@ -332,9 +338,12 @@ fn verify_reports_files_that_say_false() {
     let o = apply(&sb, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(verify(&sb).status.code(), Some(0));
-    let id = json(&o)["backup_id"].as_str().unwrap().to_string();
+    let id = json(&o)["applied"]["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let rb = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args(["rollback", "--yes", "--root"])
+        .args(["rollback", "--yes", "--no-restart", "--root"])
         .arg(&sb.root)
         .arg(&id)
         .stdin(Stdio::null())

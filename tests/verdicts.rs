@@ -140,8 +140,9 @@ fn a_refusal_is_one_stderr_line_with_the_place_and_json_stays_on_stdout() {
             assert!(err.contains(at), "{case} {}: {err}", cmd[0]);
             let j: serde_json::Value = serde_json::from_slice(&o.stdout)
                 .unwrap_or_else(|e| panic!("{case} {}: stdout is not the report: {e}", cmd[0]));
-            assert!(j["refused"].is_string(), "{case}");
-            assert_eq!(j["compliant"], false);
+            assert_eq!(j["result"], "refused", "{case}");
+            assert!(j["report"]["refused"].is_string(), "{case}");
+            assert_eq!(j["report"]["compliant"], false);
         }
     }
 }

@@ -80,7 +80,8 @@ fn configz_true_false_typed_and_chunked() {
             String::from_utf8_lossy(&o.stderr)
         );
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(j["compliant"], code == 0, "{doc}");
+        assert_eq!(j["result"] == "compliant", code == 0, "{doc}");
+        assert_eq!(j["exit_code"], code, "{doc}");
         assert_eq!(j["checks"][0]["source"], format!("configz {url}"));
     }
 }

@@ -1,6 +1,7 @@
 //! `scan`'s renderings: text for a person, JSON, SARIF 2.1.0 for code scanning, JUnit for CI.
 
 use super::{Finding, Scan};
+use crate::junit::escape;
 use crate::report::{IDS, TITLE};
 use crate::text::SourceFile;
 use serde_json::{Value, json};
@@ -133,13 +134,6 @@ fn result(f: &SourceFile, x: &Finding) -> Value {
     r
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// One test case per scanned document, a failure per finding; skipped files are skipped cases.
 pub fn junit(scan: &Scan) -> String {
     let mut cases = String::new();
@@ -152,24 +146,24 @@ pub fn junit(scan: &Scan) -> String {
             if fails.is_empty() {
                 cases += &format!(
                     "    <testcase classname=\"{RULE}\" name=\"{}\"/>\n",
-                    xml(&name)
+                    escape(&name)
                 );
                 continue;
             }
             failures += fails.len();
             cases += &format!(
                 "    <testcase classname=\"{RULE}\" name=\"{}\">\n",
-                xml(&name)
+                escape(&name)
             );
             for x in fails {
                 cases += &format!(
                     "      <failure type=\"{}\" message=\"{}\">{}:{}:{}: {}</failure>\n",
                     x.kind,
-                    xml(&x.message),
-                    xml(&x.path),
+                    escape(&x.message),
+                    escape(&x.path),
                     x.line,
                     x.column,
-                    xml(&x.message)
+                    escape(&x.message)
                 );
             }
             cases += "    </testcase>\n";
@@ -179,12 +173,15 @@ pub fn junit(scan: &Scan) -> String {
         tests += 1;
         cases += &format!(
             "    <testcase classname=\"{RULE}\" name=\"{}\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-            xml(&s.path),
-            xml(&s.reason)
+            escape(&s.path),
+            escape(&s.reason)
         );
     }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"kubelet-remediate scan\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{}\">\n{cases}  </testsuite>\n</testsuites>\n",
-        scan.skipped.len()
+    crate::junit::document(
+        "kubelet-remediate scan",
+        tests,
+        failures,
+        scan.skipped.len(),
+        &cases,
     )
 }

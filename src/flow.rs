@@ -1,0 +1,791 @@
+//! The node commands as library flows with a typed outcome: plan, apply (lock, plan, confirm,
+//! connect, write, restart, verify, roll back), rollback and verify. The CLI, the container
+//! entrypoint and the tests all run these; only the prompts and the rendering differ.
+
+use crate::configz;
+use crate::error::Error;
+use crate::evidence::{self, Evidence, Options};
+use crate::outcome::{Check, Failure, Location, Outcome, RestartDone, Verdict};
+use crate::plan::{self, Plan, Strategy};
+use crate::report::{Report, restart_command};
+use crate::restart;
+use crate::root::NodeFs;
+use crate::saved::{SavedPlan, sha256_hex};
+use crate::systemd::dbus::Systemd;
+use crate::txn::{self, FileChange, Manifest};
+use crate::verdict::{self, Outcome as Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why a flow stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Stop {
+    /// Reading or writing the node failed; nothing was changed.
+    #[error(transparent)]
+    Node(#[from] Error),
+    /// Anything else before a write (no systemd, not confirmed, no kubelet); nothing changed.
+    #[error("{0}")]
+    Before(String),
+    /// After files were written: `restored` says whether the backups were put back and the
+    /// kubelet came back with its old settings.
+    #[error("{message}")]
+    After { message: String, restored: bool },
+}
+
+impl Stop {
+    fn into_failure(self) -> (Verdict, Failure) {
+        let (verdict, files_changed) = match &self {
+            Stop::After { restored: true, .. } => (Verdict::RolledBack, true),
+            Stop::After { .. } => (Verdict::Error, true),
+            _ => (Verdict::Error, false),
+        };
+        let location = match &self {
+            Stop::Node(Error::Parse {
+                path, line, column, ..
+            }) => Some(Location {
+                path: path.clone(),
+                line: *line,
+                column: *column,
+            }),
+            _ => None,
+        };
+        let failure = Failure {
+            message: self.to_string(),
+            files_changed,
+            location,
+        };
+        (verdict, failure)
+    }
+}
+
+impl Outcome {
+    /// The outcome of a flow that stopped.
+    pub fn failed(stop: Stop) -> Outcome {
+        let mut o = Outcome::new(Verdict::Error, 1);
+        o.fail(stop);
+        o
+    }
+
+    fn fail(&mut self, stop: Stop) {
+        let (verdict, failure) = stop.into_failure();
+        self.result = verdict;
+        self.exit_code = 1;
+        self.error = Some(failure);
+    }
+
+    fn set(&mut self, result: Verdict, exit_code: i32) {
+        self.result = result;
+        self.exit_code = exit_code;
+    }
+}
+
+/// The flows ask and show through this; `Unattended` says yes without showing anything.
+pub trait Ui {
+    /// Show what is about to happen and ask. `Err` is a reason no one can answer (no terminal).
+    fn confirm(&mut self, question: &str, preview: Preview<'_>) -> Result<bool, String>;
+    /// The restarted unit has been watched this long (of `--settle`).
+    fn progress(&mut self, _spent: Duration) {}
+}
+
+/// What a confirmation is about.
+pub enum Preview<'a> {
+    /// The report and its proposed changes; from `apply --plan`, the saved plan's changes
+    /// (which are what gets written) instead of the report's.
+    Apply {
+        report: &'a Report,
+        saved: Option<(&'a Path, &'a [FileChange])>,
+    },
+    /// The files are right; only the running kubelet is not.
+    Restart { report: &'a Report, unit: &'a str },
+    /// The backup set to restore.
+    Rollback { set: &'a Manifest },
+}
+
+/// `--yes`: no questions, nothing shown.
+pub struct Unattended;
+
+impl Ui for Unattended {
+    fn confirm(&mut self, _: &str, _: Preview<'_>) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+/// How to evaluate the node.
+#[derive(Debug, Clone, Default)]
+pub struct Eval {
+    pub unit: Option<String>,
+    pub offline: bool,
+    pub strategy: Option<Strategy>,
+}
+
+impl Eval {
+    fn options(&self) -> Options {
+        Options {
+            unit: self.unit.clone(),
+            offline: self.offline,
+        }
+    }
+}
+
+/// How to reach systemd and how long the restarted kubelet must stay up.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    pub dbus_address: Option<String>,
+    pub settle: Duration,
+    pub job_timeout: Duration,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart {
+            dbus_address: None,
+            settle: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Restart {
+    fn connect(&self, fs: &NodeFs) -> Result<Systemd, Stop> {
+        Systemd::connect(&restart::candidates(
+            fs.root(),
+            self.dbus_address.as_deref(),
+        ))
+        .map_err(|e| Stop::Before(e.to_string()))
+    }
+
+    fn options(&self) -> restart::Options {
+        restart::Options {
+            settle: self.settle,
+            job_timeout: self.job_timeout,
+        }
+    }
+}
+
+/// The node's root, checked: it must be a directory.
+pub fn open_root(root: &Path) -> Result<NodeFs, Stop> {
+    let meta = std::fs::metadata(root)
+        .map_err(|e| Stop::Before(format!("--root {}: {e}", root.display())))?;
+    if !meta.is_dir() {
+        return Err(Stop::Before(format!(
+            "--root {}: not a directory",
+            root.display()
+        )));
+    }
+    Ok(NodeFs::new(root))
+}
+
+/// Read, judge and plan.
+pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error> {
+    let opts = e.options();
+    let ev = evidence::gather(fs, &opts)?;
+    let v = verdict::judge(&ev);
+    let p = plan::plan(fs, &opts, &ev, &v, e.strategy)?;
+    let report = Report::new(&ev, &v, &p);
+    Ok((ev, report, p))
+}
+
+/// Runs `body`, then stamps the total time; a stop becomes the outcome's error.
+fn run(body: impl FnOnce(&mut Outcome) -> Result<(), Stop>) -> Outcome {
+    let t = Instant::now();
+    let mut out = Outcome::new(Verdict::Error, 1);
+    if let Err(stop) = body(&mut out) {
+        out.fail(stop);
+    }
+    out.timings.total_ms = t.elapsed().as_millis();
+    out
+}
+
+/// The result a report stands for when nothing is written.
+fn judged(report: &Report, managed: bool, nothing_to_write: bool) -> (Verdict, i32) {
+    if report.refused.is_some() {
+        (Verdict::Refused, 1)
+    } else if report.compliant {
+        (Verdict::Compliant, 0)
+    } else if managed {
+        (Verdict::Managed, 3)
+    } else if nothing_to_write {
+        (Verdict::RestartNeeded, 2)
+    } else {
+        (Verdict::NonCompliant, 2)
+    }
+}
+
+/// `plan`: evaluate, optionally save the plan for `apply --plan`, write nothing on the node.
+pub fn plan(fs: &NodeFs, e: &Eval, save: Option<&Path>) -> Outcome {
+    run(|out| {
+        let t = Instant::now();
+        let (ev, report, p) = evaluate(fs, e)?;
+        out.timings.evidence_ms = Some(t.elapsed().as_millis());
+        if let Some(path) = save {
+            let saved = SavedPlan::from_plan(&ev.service.layout.name, &p);
+            let text = serde_json::to_string_pretty(&saved).expect("plan serializes") + "\n";
+            fs_err::write(path, text).map_err(|e| Stop::Before(e.to_string()))?;
+        }
+        let (result, code) = judged(&report, ev.platform.managed(), p.changes.is_empty());
+        out.set(result, code);
+        out.report = Some(report);
+        Ok(())
+    })
+}
+
+/// What `apply` needs besides the node.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub eval: Eval,
+    /// `None`: write the files only (`--no-restart`).
+    pub restart: Option<Restart>,
+    /// Apply exactly this saved plan.
+    pub saved_plan: Option<PathBuf>,
+    pub backup_dir: String,
+    pub lock_timeout: Duration,
+}
+
+/// The report an apply stored before anything could fail.
+fn report(out: &Outcome) -> &Report {
+    out.report.as_ref().expect("stored first")
+}
+
+/// `apply`: lock, recover an interrupted set, plan, confirm, connect, write, restart, verify,
+/// and roll back when the restarted kubelet does not come up compliant.
+pub fn apply(fs: &NodeFs, o: &ApplyOptions, ui: &mut dyn Ui) -> Outcome {
+    run(|out| apply_into(fs, o, ui, out))
+}
+
+fn apply_into(
+    fs: &NodeFs,
+    o: &ApplyOptions,
+    ui: &mut dyn Ui,
+    out: &mut Outcome,
+) -> Result<(), Stop> {
+    // One apply or rollback at a time, and the plan is made under the lock, so a second run
+    // sees the first one's result instead of applying it twice.
+    let _lock = txn::lock(fs, o.lock_timeout)?;
+    // A set a killed run left unfinished is rolled back first, so this plan starts from the
+    // original files.
+    out.warnings.extend(txn::recover(fs, &o.backup_dir)?);
+    let t = Instant::now();
+    let (ev, fresh, p) = evaluate(fs, &o.eval)?;
+    out.timings.evidence_ms = Some(t.elapsed().as_millis());
+    let unit = ev.service.layout.name.clone();
+    let check_process = !ev.platform.kubelet_in_process();
+    let managed = ev.platform.managed();
+    out.report = Some(fresh);
+
+    let (changes, daemon_reload) = match &o.saved_plan {
+        Some(path) => saved_changes(fs, path)?,
+        None => (
+            p.changes
+                .iter()
+                .map(|c| FileChange {
+                    path: c.path.clone(),
+                    before: c.before.clone(),
+                    after: c.after.clone(),
+                })
+                .collect(),
+            p.daemon_reload,
+        ),
+    };
+    let (result, code) = judged(report(out), managed, changes.is_empty());
+    if matches!(
+        result,
+        Verdict::Refused | Verdict::Managed | Verdict::Compliant
+    ) {
+        out.set(result, code);
+        return Ok(());
+    }
+
+    let mut restart_done = RestartDone {
+        unit: unit.clone(),
+        daemon_reload,
+        command: restart_command(&unit, daemon_reload),
+        done: false,
+        address: None,
+        result: None,
+        value: None,
+    };
+    if changes.is_empty() {
+        // The files are right but the running kubelet is not: only a restart is needed.
+        let Some(r) = &o.restart else {
+            out.restart = Some(restart_done);
+            out.set(Verdict::RestartNeeded, 2);
+            return Ok(());
+        };
+        let sd = r.connect(fs)?;
+        restart_done.address = Some(sd.address.clone());
+        if !ui
+            .confirm(
+                &format!("Restart {unit}?"),
+                Preview::Restart {
+                    report: report(out),
+                    unit: &unit,
+                },
+            )
+            .map_err(Stop::Before)?
+        {
+            return Err(Stop::Before("not restarted".into()));
+        }
+        let t = Instant::now();
+        let done = restart::restart_and_verify(
+            &sd,
+            fs,
+            &unit,
+            false,
+            check_process,
+            r.options(),
+            &mut |d| ui.progress(d),
+        );
+        out.timings.restart_ms = Some(t.elapsed().as_millis());
+        let done = done.map_err(|why| Stop::Before(format!("{why}; see journalctl -u {unit}")))?;
+        restart_done.done = true;
+        restart_done.value = check_process.then_some(true);
+        restart_done.result = Some(done);
+        out.restart = Some(restart_done);
+        out.set(Verdict::Changed, 0);
+        return Ok(());
+    }
+
+    // Reach systemd before writing anything: no connection, no change.
+    let sd = match &o.restart {
+        Some(r) => Some(r.connect(fs)?),
+        None => None,
+    };
+    restart_done.address = sd.as_ref().map(|s| s.address.clone());
+    let saved = o.saved_plan.as_deref().map(|p| (p, &changes[..]));
+    if !ui
+        .confirm(
+            "Apply these changes?",
+            Preview::Apply {
+                report: report(out),
+                saved,
+            },
+        )
+        .map_err(Stop::Before)?
+    {
+        return Err(Stop::Before("not applied".into()));
+    }
+    let opts = Options {
+        offline: true,
+        ..o.eval.options()
+    };
+    // Writes change contents, never which unit files exist: reuse the layout, as the proof does.
+    let layout = ev.service.layout.clone();
+    let verify = || -> Result<(), String> {
+        let ev =
+            evidence::gather_with_layout(fs, &opts, layout.clone()).map_err(|e| e.to_string())?;
+        match verdict::judge(&ev).outcome {
+            Value::Value(true, _) => Ok(()),
+            Value::Value(false, _) => Err("makeIPTablesUtilChains still evaluates to false".into()),
+            Value::Refused(why) => Err(why),
+        }
+    };
+    let t = Instant::now();
+    let applied = txn::apply(fs, &changes, (&unit, daemon_reload), &o.backup_dir, &verify)?;
+    out.timings.write_ms = Some(t.elapsed().as_millis());
+    out.warnings.extend(applied.warnings.iter().cloned());
+    out.applied = Some(applied.clone());
+
+    let (Some(sd), Some(r)) = (&sd, &o.restart) else {
+        // Written, not restarted: with no kubelet running (read from /proc), the next start
+        // uses the new files; otherwise the running one still has the old settings.
+        let idle = !o.eval.offline && ev.running.is_none();
+        out.restart = Some(restart_done);
+        if idle {
+            out.set(Verdict::Changed, 0);
+        } else {
+            out.set(Verdict::RestartNeeded, 2);
+        }
+        return Ok(());
+    };
+    let t = Instant::now();
+    let done = restart::restart_and_verify(
+        sd,
+        fs,
+        &unit,
+        daemon_reload,
+        check_process,
+        r.options(),
+        &mut |d| ui.progress(d),
+    );
+    out.timings.restart_ms = Some(t.elapsed().as_millis());
+    match done {
+        Ok(done) => {
+            restart_done.done = true;
+            restart_done.value = check_process.then_some(true);
+            restart_done.result = Some(done);
+            out.restart = Some(restart_done);
+            out.set(Verdict::Changed, 0);
+            Ok(())
+        }
+        Err(why) => {
+            restart_done.done = true;
+            out.restart = Some(restart_done);
+            Err(roll_back_after_failed_restart(
+                fs,
+                sd,
+                o,
+                r,
+                &unit,
+                daemon_reload,
+                &applied,
+                &why,
+                out,
+            ))
+        }
+    }
+}
+
+/// The saved plan's writes, from the files as they are now. A file that already holds the
+/// plan's result is skipped, so re-applying an applied plan is "nothing to do".
+fn saved_changes(fs: &NodeFs, path: &Path) -> Result<(Vec<FileChange>, bool), Stop> {
+    let shown = path.display().to_string();
+    // Never block on a FIFO or read /dev/zero without end: a regular file, bounded.
+    let bytes = crate::inroot::read_host_file(path, 64 << 20)
+        .map_err(|e| Stop::Before(format!("--plan {shown}: {e}")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| Stop::Before(format!("--plan {shown}: not UTF-8")))?;
+    let saved = SavedPlan::parse(&shown, &text)?;
+    let mut changes = Vec::new();
+    for f in &saved.files {
+        // The saved path is resolved inside the root like any read, and the write goes to
+        // that resolved path (re-checked at write time).
+        let Some((resolved, current)) = fs.read(&f.path)? else {
+            return Err(Stop::Before(format!(
+                "{}: missing; the plan {shown} cannot be applied",
+                f.path
+            )));
+        };
+        if sha256_hex(current.as_bytes()) == f.sha256_after {
+            continue;
+        }
+        let after = saved.after(f, &current)?;
+        changes.push(FileChange {
+            path: resolved,
+            before: current,
+            after: after.into(),
+        });
+    }
+    Ok((changes, saved.daemon_reload))
+}
+
+/// The restart failed or the new kubelet is not compliant: put every file back, reload if
+/// units changed, restart the old configuration and wait for it.
+#[allow(clippy::too_many_arguments)]
+fn roll_back_after_failed_restart(
+    fs: &NodeFs,
+    sd: &Systemd,
+    o: &ApplyOptions,
+    r: &Restart,
+    unit: &str,
+    daemon_reload: bool,
+    applied: &txn::Applied,
+    why: &str,
+    out: &mut Outcome,
+) -> Stop {
+    let restored = match txn::rollback(fs, &o.backup_dir, &applied.backup_id, false) {
+        Ok(r) => r,
+        Err(e) => {
+            return Stop::After {
+                message: format!(
+                    "{why}; restoring the backups failed too ({e}): run kubelet-remediate rollback --root {} {} and see journalctl -u {unit}",
+                    fs.root().display(),
+                    applied.backup_id
+                ),
+                restored: false,
+            };
+        }
+    };
+    let files = restored.restored.join(", ");
+    out.rolled_back = Some(restored);
+    match restart_old(sd, unit, daemon_reload, r) {
+        Ok(pid) => Stop::After {
+            message: format!(
+                "{why}; rolled back {files} (backup {}); {unit} is active again with its old settings (pid {pid}); see journalctl -u {unit}",
+                applied.backup_id
+            ),
+            restored: true,
+        },
+        Err(e) => Stop::After {
+            message: format!(
+                "{why}; rolled back {files} (backup {}), but {unit} did not come back: {e}; see journalctl -u {unit}",
+                applied.backup_id
+            ),
+            restored: false,
+        },
+    }
+}
+
+/// Reload if units changed, restart, and wait for the unit to settle: its main PID.
+fn restart_old(sd: &Systemd, unit: &str, daemon_reload: bool, r: &Restart) -> Result<u32, String> {
+    if daemon_reload {
+        sd.reload().map_err(|e| e.0)?;
+    }
+    let result = sd.restart(unit, r.job_timeout).map_err(|e| e.0)?;
+    if result != "done" {
+        return Err(format!(
+            "restarting the old configuration ended with \"{result}\""
+        ));
+    }
+    let s = sd.settle(unit, r.settle, &mut |_| {}).map_err(|e| e.0)?;
+    Ok(s.main_pid)
+}
+
+/// Which backup set `rollback` acts on.
+#[derive(Debug, Clone)]
+pub enum Which {
+    List,
+    Last,
+    Id(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    pub which: Which,
+    pub force: bool,
+    pub backup_dir: String,
+    /// `None`: restore the files only (`--no-restart`).
+    pub restart: Option<Restart>,
+    pub lock_timeout: Duration,
+}
+
+/// `rollback`: list the backup sets (read-only, no lock), or restore one and restart the
+/// kubelet with the restored files, watching it settle.
+pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
+    run(|out| {
+        if let Which::List = o.which {
+            // Listing takes no lock and creates nothing: it may run beside an apply.
+            out.backups = Some(txn::list(fs, &o.backup_dir)?);
+            out.set(Verdict::Listed, 0);
+            return Ok(());
+        }
+        let _lock = txn::lock(fs, o.lock_timeout)?;
+        let sets = txn::list(fs, &o.backup_dir)?;
+        let id = match &o.which {
+            Which::Id(id) => id.clone(),
+            _ => match sets.last() {
+                Some(m) => m.id.clone(),
+                None => {
+                    return Err(Stop::Before(format!(
+                        "no backups in {}: nothing to roll back",
+                        o.backup_dir
+                    )));
+                }
+            },
+        };
+        let Some(set) = sets.iter().find(|m| m.id == id) else {
+            return Err(Stop::Before(format!(
+                "{}/{id}: no such backup set (see rollback --list)",
+                o.backup_dir
+            )));
+        };
+        let sd = match &o.restart {
+            Some(r) => Some(r.connect(fs)?),
+            None => None,
+        };
+        if !ui
+            .confirm("Restore these files?", Preview::Rollback { set })
+            .map_err(Stop::Before)?
+        {
+            return Err(Stop::Before("not restored".into()));
+        }
+        let t = Instant::now();
+        let restored = txn::rollback(fs, &o.backup_dir, &id, o.force)?;
+        out.timings.write_ms = Some(t.elapsed().as_millis());
+        out.warnings.extend(restored.warnings.iter().cloned());
+        let (unit, daemon_reload) = (restored.unit.clone(), restored.daemon_reload);
+        let changed = !restored.restored.is_empty();
+        out.rolled_back = Some(restored);
+        out.set(Verdict::RolledBack, 0);
+        let mut done = RestartDone {
+            command: restart_command(&unit, daemon_reload),
+            unit: unit.clone(),
+            daemon_reload,
+            done: false,
+            address: sd.as_ref().map(|s| s.address.clone()),
+            result: None,
+            value: None,
+        };
+        if let (Some(sd), Some(r), true) = (&sd, &o.restart, changed) {
+            // The restored files are what the kubelet must run with now: restart, settle,
+            // and read back what the new process has (the restored value, often false).
+            let in_process = evidence::gather(
+                fs,
+                &Options {
+                    unit: Some(unit.clone()),
+                    offline: true,
+                },
+            )
+            .is_ok_and(|ev| ev.platform.kubelet_in_process());
+            let t = Instant::now();
+            let res = restart::restart_and_verify(
+                sd,
+                fs,
+                &unit,
+                daemon_reload,
+                false,
+                r.options(),
+                &mut |d| ui.progress(d),
+            );
+            out.timings.restart_ms = Some(t.elapsed().as_millis());
+            done.done = true;
+            match res {
+                Ok(res) => {
+                    if !in_process {
+                        done.value = restart::process_value(fs, res.main_pid).ok();
+                    }
+                    done.result = Some(res);
+                }
+                Err(why) => {
+                    out.restart = Some(done);
+                    return Err(Stop::After {
+                        message: format!(
+                            "the files were restored, but {unit} did not come back: {why}; see journalctl -u {unit}"
+                        ),
+                        restored: false,
+                    });
+                }
+            }
+        }
+        out.restart = Some(done);
+        Ok(())
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    pub unit: Option<String>,
+    pub dbus_address: Option<String>,
+    pub configz: Option<String>,
+}
+
+/// `verify`: what the running kubelet has (its main process, or configz), and what the files
+/// on disk give the next restart.
+pub fn verify(fs: &NodeFs, o: &VerifyOptions) -> Outcome {
+    run(|out| {
+        let t = Instant::now();
+        let ev = evidence::gather(
+            fs,
+            &Options {
+                unit: o.unit.clone(),
+                offline: false,
+            },
+        )?;
+        out.timings.evidence_ms = Some(t.elapsed().as_millis());
+        let checks = checks(fs, o, &ev)?;
+        // A definite false anywhere is "not compliant" even if another source could not be read.
+        let unknown = checks.iter().any(|c| c.value.is_none());
+        let says_false = checks.iter().any(|c| c.value == Some(false));
+        let (result, code) = if says_false {
+            (Verdict::NonCompliant, 2)
+        } else if unknown {
+            (Verdict::Error, 1)
+        } else {
+            (Verdict::Compliant, 0)
+        };
+        if result == Verdict::Error {
+            out.error = Some(Failure {
+                message: "could not verify: a source could not be read (see checks)".into(),
+                files_changed: false,
+                location: None,
+            });
+        }
+        out.checks = Some(checks);
+        out.set(result, code);
+        Ok(())
+    })
+}
+
+fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, Stop> {
+    let unit = &ev.service.layout.name;
+    let mut checks = Vec::new();
+    if ev.platform.kubelet_in_process() {
+        // The kubelet runs inside k3s/rke2: its flags are not on any command line.
+        checks.push(Check {
+            source: format!(
+                "{} files (the kubelet runs inside {unit})",
+                ev.platform.name()
+            ),
+            value: Some(verdict::judge(ev).compliant()),
+            detail: "kubelet-arg entries and kubelet.conf.d drop-ins as they are now".into(),
+        });
+    } else {
+        // The unit's main process if systemd answers, else the /proc scan.
+        let from_systemd =
+            Systemd::connect(&restart::candidates(fs.root(), o.dbus_address.as_deref()))
+                .ok()
+                .and_then(|sd| sd.state(unit).ok())
+                .map(|s| s.main_pid)
+                .filter(|p| *p != 0);
+        match from_systemd.or(ev.running.as_ref().map(|r| r.pid)) {
+            Some(pid) => {
+                // Read once: whether its configs changed since it started, and its value.
+                let (value, detail) = match restart::read_process(fs, pid) {
+                    Ok(r) if !r.changed_since_start.is_empty() => (
+                        None,
+                        format!(
+                            "{} changed since it started, so what it loaded cannot be read from disk (--configz reads it from the kubelet)",
+                            r.changed_since_start.join(", ")
+                        ),
+                    ),
+                    Ok(r) => match restart::process_verdict(&r) {
+                        Ok(v) => (Some(v), "its command line and the files it names".into()),
+                        Err(why) => (None, why),
+                    },
+                    Err(why) => (None, why),
+                };
+                checks.push(Check {
+                    source: format!("the running kubelet (pid {pid})"),
+                    value,
+                    detail,
+                });
+            }
+            None if o.configz.is_none() => {
+                return Err(Stop::Before(format!(
+                    "no running kubelet found ({unit} has no main process, and /proc has no kubelet): start it, or pass --configz"
+                )));
+            }
+            None => {}
+        }
+    }
+    if let Some(url) = &o.configz {
+        let source = format!("configz {url}");
+        let got = configz::fetch(url, Duration::from_secs(10)).and_then(|body| {
+            let doc: serde_json::Value =
+                serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
+            configz::value_from_document(&doc)
+        });
+        checks.push(match got {
+            Ok((v, present)) => Check {
+                source,
+                value: Some(v),
+                detail: if present {
+                    "the kubelet's merged configuration".into()
+                } else {
+                    "absent from configz: the default, true".into()
+                },
+            },
+            Err(why) => Check {
+                source,
+                value: None,
+                detail: why,
+            },
+        });
+    }
+    if !ev.platform.kubelet_in_process() {
+        // The files are what the next restart runs: a process that says true while they say
+        // false (say, after a rollback without a restart) is not a compliant node.
+        let (value, detail) = match verdict::judge(ev).outcome {
+            Value::Value(v, _) => (
+                Some(v),
+                format!("{unit}, its drop-ins, environment files and configs as they are now"),
+            ),
+            Value::Refused(why) => (None, format!("the kubelet would refuse to start: {why}")),
+        };
+        checks.push(Check {
+            source: "the files on disk (what the next restart runs)".into(),
+            value,
+            detail,
+        });
+    }
+    Ok(checks)
+}
