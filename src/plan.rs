@@ -51,7 +51,6 @@ pub struct Change {
     /// The file's path inside the node (after symlinks: the file that is written).
     pub path: String,
     /// The path the kubelet or systemd names, when it differs (a symlink).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     pub diff: String,
     /// Shared with the evidence and the proof's overlay: a large file is held once per version.

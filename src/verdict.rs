@@ -165,10 +165,8 @@ pub struct Finding {
     pub text: String,
     /// The value it sets (`null`: unset / unparsable).
     pub sets: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     #[serde(skip)]
     pub handle: Handle,

@@ -31,8 +31,13 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The record on stdout, valid against docs/report.schema.json, with the process's exit status.
 fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    let j: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
+    assert_valid_record(&j);
+    assert_eq!(j["exit_code"].as_i64(), o.status.code().map(i64::from));
+    j
 }
 
 fn kubeadm(case: &str, dropin: &str) -> Sandbox {
@@ -188,6 +193,11 @@ fn a_kubelet_that_fails_after_the_change_is_rolled_back() {
         !out.contains("nothing was changed"),
         "files were written and restored: {out}"
     );
+    let j = json(&o);
+    assert_eq!(j["result"], "rolled-back");
+    assert_eq!(j["error"]["files_changed"], true);
+    assert_eq!(j["rolled_back"]["restored"][0], "/etc/default/kubelet");
+    assert_eq!(j["restart"]["done"], true);
     assert_eq!(
         sb.file("/etc/default/kubelet"),
         original,
@@ -370,4 +380,36 @@ fn verify_reports_files_that_say_false() {
         line("the files on disk").contains("makeIPTablesUtilChains false"),
         "{out}"
     );
+}
+
+/// `rollback` restarts the kubelet with the restored files and watches it settle, like `apply`.
+#[test]
+fn rollback_restarts_the_kubelet_with_the_restored_files() {
+    if skip() {
+        return;
+    }
+    let sb = kubeadm("kubeadm-rpm", "");
+    let original = sb.file("/etc/sysconfig/kubelet");
+    let o = apply(&sb, &[]);
+    assert_eq!(json(&o)["result"], "changed", "{}", text(&o));
+    let fixed_pid = sb.systemd().state("kubelet.service").unwrap().main_pid;
+    assert_eq!(sb.live_value(), Some(true));
+    let rb = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args([
+            "rollback", "--last", "--yes", "--settle", "1", "--output", "json", "--root",
+        ])
+        .arg(&sb.root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb));
+    let j = json(&rb);
+    assert_eq!(j["result"], "rolled-back");
+    assert_eq!(j["restart"]["done"], true);
+    assert_eq!(j["restart"]["value"], false, "the restored files say false");
+    let pid = sb.systemd().state("kubelet.service").unwrap().main_pid;
+    assert_ne!(pid, fixed_pid, "restarted");
+    assert_eq!(j["restart"]["result"]["main_pid"], pid);
+    assert_eq!(sb.file("/etc/sysconfig/kubelet"), original);
+    assert_eq!(sb.live_value(), Some(false));
 }

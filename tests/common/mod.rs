@@ -107,3 +107,19 @@ pub fn carries_setting(line: &str) -> bool {
 
 pub mod kubelet_go;
 pub mod sandbox;
+
+/// docs/report.schema.json, compiled.
+pub fn record_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::draft202012::new(&schema).unwrap()
+}
+
+/// Panics with every violation when `j` is not a valid record.
+pub fn assert_valid_record(j: &serde_json::Value) {
+    let errors: Vec<String> = record_validator()
+        .iter_errors(j)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{j:#}");
+}

@@ -1,0 +1,290 @@
+//! The one record: every node command over every testdata tree prints exactly one JSON object
+//! that validates against docs/report.schema.json, errors and refusals included, with the
+//! process's exit status in it; `summarize` over those records agrees with them.
+
+mod common;
+
+use common::{copy_tree, node_trees, repo};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn validator() -> jsonschema::Validator {
+    common::record_validator()
+}
+
+fn run(args: &[&str], root: &Path, name: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .args(["--node-name", name, "--output", "json"])
+        .env("KUBELET_REMEDIATE_LOCK_TIMEOUT", "2")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The one record on stdout, checked against the schema and the exit status.
+fn record(v: &jsonschema::Validator, what: &str, o: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+    let j = match stream.next() {
+        Some(Ok(j)) => j,
+        other => panic!(
+            "{what}: stdout is not a record ({other:?}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    };
+    assert!(stream.next().is_none(), "{what}: more than one JSON value");
+    let errors: Vec<String> = v
+        .iter_errors(&j)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:#?}\n{text}");
+    assert_eq!(
+        j["exit_code"].as_i64(),
+        o.status.code().map(i64::from),
+        "{what}: the record's exit_code is the process's"
+    );
+    j
+}
+
+#[test]
+fn every_command_on_every_tree_prints_one_valid_record() {
+    let v = validator();
+    let t = tempfile::tempdir().unwrap();
+    let records = t.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    let mut results = std::collections::BTreeMap::<String, usize>::new();
+    let mut saw = |j: &serde_json::Value| {
+        *results
+            .entry(format!(
+                "{} {}",
+                j["command"].as_str().unwrap(),
+                j["result"].as_str().unwrap()
+            ))
+            .or_default() += 1;
+    };
+    let mut compliant = 0;
+    let trees = node_trees();
+    assert!(trees.len() >= 30);
+    for tree in &trees {
+        let case = tree.file_name().unwrap().to_string_lossy().to_string();
+        let root = t.path().join(&case);
+        copy_tree(tree, &root);
+        let mut lines = String::new();
+        for (args, what) in [
+            (&["plan", "--offline"][..], "plan"),
+            (&["apply", "--no-restart"], "apply without --yes"),
+            (&["apply", "--yes", "--no-restart"], "apply"),
+            (&["apply", "--yes", "--no-restart"], "apply again"),
+            (
+                &["apply", "--offline", "--yes", "--no-restart"],
+                "apply offline",
+            ),
+            (&["verify"], "verify"),
+            (&["rollback", "--list"], "rollback --list"),
+            (&["rollback", "--last", "--yes", "--no-restart"], "rollback"),
+            (&["plan", "--offline"], "plan after rollback"),
+        ] {
+            let o = run(args, &root, &case);
+            let j = record(&v, &format!("{case}: {what}"), &o);
+            assert_eq!(j["node"]["name"], case.as_str());
+            assert_eq!(j["node"]["name_from"], "--node-name");
+            saw(&j);
+            if what == "plan" {
+                if j["result"] == "compliant" {
+                    compliant += 1;
+                }
+                lines += &serde_json::to_string(&j).unwrap();
+                lines.push('\n');
+                // The report a plan prints is the one the golden file holds.
+                assert!(j["report"].is_object() || j["result"] == "error", "{case}");
+            }
+            if what == "apply without --yes" {
+                let nothing = matches!(
+                    j["result"].as_str(),
+                    Some("compliant" | "refused" | "managed" | "restart-needed")
+                );
+                // With a plan to confirm, the refusal to ask without a terminal says --yes.
+                let unread = j["report"].is_null();
+                assert!(
+                    nothing || unread || j["error"]["message"].as_str().unwrap().contains("--yes"),
+                    "{case}: {j}"
+                );
+                assert!(j["applied"].is_null(), "{case}: written without --yes");
+                if !nothing {
+                    assert_eq!(j["error"]["files_changed"], false, "{case}");
+                }
+            }
+        }
+        std::fs::write(records.join(format!("{case}.jsonl")), lines).unwrap();
+    }
+    // The trees cover every result a command can give without systemd.
+    for want in [
+        "plan compliant",
+        "plan non-compliant",
+        "plan refused",
+        "plan managed",
+        "plan error",
+        "apply changed",
+        "apply compliant",
+        "apply error",
+        "rollback listed",
+        "rollback rolled-back",
+        "verify error",
+    ] {
+        assert!(results.contains_key(want), "no {want:?} among {results:?}");
+    }
+
+    // summarize over the plan records: one node per tree, the bad ones listed.
+    let s = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .arg("summarize")
+        .arg(&records)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&s.stdout);
+    assert_eq!(s.status.code(), Some(2), "{table}");
+    assert!(
+        table.starts_with(&format!(
+            "{} nodes ({} records read): {compliant} compliant, {} not\n",
+            trees.len(),
+            trees.len(),
+            trees.len() - compliant
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains("\n  openshift  managed (plan, exit 3): "),
+        "{table}"
+    );
+    let j = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["summarize", "--output", "junit"])
+        .arg(&records)
+        .output()
+        .unwrap();
+    let xml = String::from_utf8_lossy(&j.stdout);
+    assert_eq!(j.status.code(), Some(2));
+    assert_eq!(xml.matches("<testcase ").count(), trees.len(), "{xml}");
+    assert_eq!(
+        xml.matches("<failure ").count(),
+        trees.len() - compliant,
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_root_that_cannot_be_opened_is_still_one_record() {
+    let v = validator();
+    for cmd in ["plan", "apply", "verify", "rollback"] {
+        let o = run(
+            &[cmd, "--last", "--yes"][..if cmd == "rollback" { 3 } else { 1 }],
+            Path::new("/nonexistent/node"),
+            "n1",
+        );
+        let j = record(&v, cmd, &o);
+        assert_eq!(j["result"], "error");
+        assert_eq!(j["command"], cmd);
+        assert!(
+            j["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--root /nonexistent/node")
+        );
+        assert!(String::from_utf8_lossy(&o.stderr).contains("nothing was changed"));
+    }
+}
+
+#[test]
+fn a_malformed_file_is_an_error_record_with_its_location() {
+    let v = validator();
+    let o = run(
+        &["plan"],
+        &repo().join("testdata/nodes/malformed-yaml"),
+        "m",
+    );
+    let j = record(&v, "malformed", &o);
+    assert_eq!(j["result"], "error");
+    assert_eq!(
+        j["error"]["location"]["path"],
+        "/var/lib/kubelet/config.yaml"
+    );
+    assert_eq!(j["error"]["location"]["line"], 17);
+}
+
+#[test]
+fn the_node_name_comes_from_the_environment_then_the_nodes_hostname() {
+    let root = repo().join("testdata/nodes/eks-al2");
+    let name = |env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"));
+        c.args(["plan", "--offline", "--output", "json", "--root"])
+            .arg(&root)
+            .env_remove("NODE_NAME")
+            .env_remove("SYSTEM_UPGRADE_NODE_NAME");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let j: serde_json::Value = serde_json::from_slice(&c.output().unwrap().stdout).unwrap();
+        (
+            j["node"]["name"].as_str().unwrap().to_string(),
+            j["node"]["name_from"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(
+        name(&[]),
+        (
+            "ip-192-168-12-34.ec2.internal".into(),
+            "/etc/hostname".into()
+        )
+    );
+    assert_eq!(
+        name(&[("SYSTEM_UPGRADE_NODE_NAME", "suc-node")]),
+        ("suc-node".into(), "SYSTEM_UPGRADE_NODE_NAME".into())
+    );
+    assert_eq!(
+        name(&[
+            ("NODE_NAME", "ds-node"),
+            ("SYSTEM_UPGRADE_NODE_NAME", "suc-node")
+        ]),
+        ("ds-node".into(), "NODE_NAME".into())
+    );
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let rev = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(
+        line,
+        format!("kubelet-remediate {} ({rev})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_name_every_command() {
+    for (args, want) in [
+        (&["completions", "bash"][..], "summarize"),
+        (&["completions", "zsh"], "rollback"),
+        (&["completions", "fish"], "verify"),
+        (&["man"], ".TH kubelet-remediate"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(want),
+            "{args:?}"
+        );
+    }
+}
