@@ -1,0 +1,100 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Run kubelet-remediate on the node and turn its JSON record into Ansible's ok/changed/failed."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kubelet_remediate
+short_description: Set the kubelet's makeIPTablesUtilChains to true (CIS 4.2.7 / 4.2.6 / 3.2.6)
+description:
+  - Runs C(kubelet-remediate plan) (mode C(plan), or under --check) or C(apply --yes) and
+    returns its record. C(apply) backs up, writes atomically, restarts the kubelet over D-Bus,
+    verifies the new process, and rolls back by itself when the kubelet does not come back.
+  - ok when the node is compliant, changed when it was fixed (or, in plan mode and --check,
+    would be), failed when the fix was rolled back or anything else went wrong.
+  - With --diff, the unified diff of every file is shown.
+options:
+  binary: {description: Path of kubelet-remediate on the node., type: path, required: true}
+  mode: {description: plan or apply., type: str, choices: [plan, apply], default: plan}
+  root: {description: The node's root., type: path, default: /}
+  dbus_address: {description: systemd's D-Bus address., type: str}
+  settle: {description: Seconds the restarted kubelet must stay up., type: float, default: 10}
+  node_name: {description: The node's name in the record., type: str}
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+# What each result means for Ansible when applying (plan mode never fails on a finding).
+APPLY_OK = {"compliant"}
+APPLY_CHANGED = {"changed"}
+WOULD_CHANGE = {"non-compliant", "restart-needed"}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            binary=dict(type="path", required=True),
+            mode=dict(type="str", choices=["plan", "apply"], default="plan"),
+            root=dict(type="path", default="/"),
+            dbus_address=dict(type="str"),
+            settle=dict(type="float", default=10.0),
+            node_name=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    command = "apply" if p["mode"] == "apply" and not module.check_mode else "plan"
+    if not os.access(p["binary"], os.X_OK):
+        if module.check_mode:
+            # Under --check the install task did not copy it: nothing to evaluate yet.
+            module.exit_json(changed=True, record=None,
+                             msg="%s is not installed yet (check mode): it would be" % p["binary"])
+        module.fail_json(msg="%s: not an executable (set kubelet_remediate_binary)" % p["binary"], record=None)
+
+    argv = [p["binary"], command, "--root", p["root"], "--output", "json"]
+    if p["node_name"]:
+        argv += ["--node-name", p["node_name"]]
+    if command == "apply":
+        argv += ["--yes", "--settle", str(p["settle"])]
+        if p["dbus_address"]:
+            argv += ["--dbus-address", p["dbus_address"]]
+    rc, out, err = module.run_command(argv)
+    try:
+        record = json.loads(out)
+    except ValueError:
+        module.fail_json(msg="kubelet-remediate printed no record (exit %d): %s" % (rc, err.strip()),
+                         exit_code=rc, stderr=err, record=None)
+
+    result = record.get("result")
+    report = record.get("report") or {}
+    diffs = "".join(c.get("diff", "") for c in report.get("changes") or [])
+    # Not "rc": Ansible takes a non-zero rc as a failure, and plan exits 2 on a finding.
+    ret = dict(record=record, result=result, exit_code=rc, stderr=err, cmd=argv)
+    if module._diff and diffs:
+        ret["diff"] = dict(prepared=diffs)
+    error = (record.get("error") or {}).get("message")
+
+    if command == "plan":
+        ret["changed"] = result in WOULD_CHANGE
+        if result == "error":
+            module.fail_json(msg=error or "plan failed", **ret)
+        if result in ("refused", "managed"):
+            module.warn("%s: %s" % (result, report.get("refused") or "; ".join(report.get("advice") or [])))
+        module.exit_json(msg=result, **ret)
+
+    if result in APPLY_OK:
+        module.exit_json(changed=False, msg="compliant: makeIPTablesUtilChains is true", **ret)
+    if result in APPLY_CHANGED:
+        pid = ((record.get("restart") or {}).get("result") or {}).get("main_pid")
+        module.exit_json(changed=True, msg="fixed: the kubelet (pid %s) runs with makeIPTablesUtilChains true" % pid, **ret)
+    # rolled-back, refused, managed, error: the node is not compliant and the rollout must stop.
+    ret["changed"] = bool(record.get("applied"))
+    module.fail_json(msg="%s: %s" % (result, error or report.get("refused") or "; ".join(report.get("advice") or [])), **ret)
+
+
+if __name__ == "__main__":
+    main()
