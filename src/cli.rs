@@ -278,8 +278,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
-            Ok(0)
+            // Section 8: it administers the node (as systemctl(1) does not, kubeadm(8) does).
+            match clap_mangen::Man::new(cmd)
+                .section("8")
+                .render(&mut std::io::stdout())
+            {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(0),
+            }
         }
     }
 }

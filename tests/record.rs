@@ -275,7 +275,7 @@ fn completions_and_the_man_page_name_every_command() {
         (&["completions", "bash"][..], "summarize"),
         (&["completions", "zsh"], "rollback"),
         (&["completions", "fish"], "verify"),
-        (&["man"], ".TH kubelet-remediate"),
+        (&["man"], ".TH kubelet-remediate 8"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
             .args(args)
