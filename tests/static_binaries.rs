@@ -42,7 +42,15 @@ fn report(runner: &[&Path], tree: &Path) -> Value {
     let (first, rest) = runner.split_first().unwrap();
     let o = Command::new(first)
         .args(rest)
-        .args(["plan", "--offline", "--output", "json", "--node-name", "n", "--root"])
+        .args([
+            "plan",
+            "--offline",
+            "--output",
+            "json",
+            "--node-name",
+            "n",
+            "--root",
+        ])
         .arg(tree)
         .output()
         .unwrap();
@@ -95,7 +103,9 @@ fn aarch64_musl_is_static_and_judges_like_the_test_build_under_qemu() {
     };
     assert_eq!(elf(&bin), (183, false), "AArch64, no dynamic loader");
     let qemu = Path::new("/usr/bin/qemu-aarch64");
-    if skip_without((!qemu.exists()).then(|| "qemu-aarch64 is missing: apt-get install qemu-user".into())) {
+    if skip_without(
+        (!qemu.exists()).then(|| "qemu-aarch64 is missing: apt-get install qemu-user".into()),
+    ) {
         return;
     }
     same_verdicts_as_the_test_build(&[qemu, &bin]);
