@@ -179,6 +179,19 @@ pub struct ApplyArgs {
     /// Apply without asking.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub restart: RestartArgs,
+    /// Apply exactly this saved plan (refused if any of its files changed since).
+    #[arg(long, value_name = "FILE", conflicts_with = "strategy")]
+    pub plan: Option<PathBuf>,
+    /// Where backup sets go, inside the root.
+    #[arg(long, value_name = "DIR", default_value = txn::DEFAULT_BACKUP_DIR)]
+    pub backup_dir: String,
+}
+
+/// How `apply` and `rollback` restart the kubelet after writing.
+#[derive(Debug, clap::Args)]
+pub struct RestartArgs {
     /// Write the files only; restart the kubelet yourself.
     #[arg(long)]
     pub no_restart: bool,
@@ -188,12 +201,22 @@ pub struct ApplyArgs {
     /// systemd's D-Bus address (default: the node's /run/systemd/private, then its system bus).
     #[arg(long, value_name = "ADDR")]
     pub dbus_address: Option<String>,
-    /// Apply exactly this saved plan (refused if any of its files changed since).
-    #[arg(long, value_name = "FILE", conflicts_with = "strategy")]
-    pub plan: Option<PathBuf>,
-    /// Where backup sets go, inside the root.
-    #[arg(long, value_name = "DIR", default_value = txn::DEFAULT_BACKUP_DIR)]
-    pub backup_dir: String,
+}
+
+impl RestartArgs {
+    /// `None` with `--no-restart`.
+    fn flow(&self) -> Option<flow::Restart> {
+        let settle = if self.settle.is_finite() {
+            self.settle.max(0.0)
+        } else {
+            0.0
+        };
+        (!self.no_restart).then(|| flow::Restart {
+            dbus_address: self.dbus_address.clone(),
+            settle: Duration::from_secs_f64(settle),
+            ..flow::Restart::default()
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,15 +237,8 @@ pub struct RollbackArgs {
     /// Restore files even if they changed after that apply.
     #[arg(long)]
     pub force: bool,
-    /// Restore the files only; restart the kubelet yourself.
-    #[arg(long)]
-    pub no_restart: bool,
-    /// How long the restarted kubelet must stay active, with the same main PID, to count.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub settle: f64,
-    /// systemd's D-Bus address (default: the node's /run/systemd/private, then its system bus).
-    #[arg(long, value_name = "ADDR")]
-    pub dbus_address: Option<String>,
+    #[command(flatten)]
+    pub restart: RestartArgs,
     #[arg(long, value_name = "DIR", default_value = txn::DEFAULT_BACKUP_DIR)]
     pub backup_dir: String,
     #[arg(long, value_enum, default_value = "text")]
@@ -318,18 +334,6 @@ fn eval(e: &EvalArgs) -> flow::Eval {
         unit: e.unit.clone(),
         offline: e.offline,
         strategy: e.strategy,
-    }
-}
-
-fn restart_with(dbus_address: &Option<String>, settle: f64) -> flow::Restart {
-    flow::Restart {
-        dbus_address: dbus_address.clone(),
-        settle: Duration::from_secs_f64(if settle.is_finite() {
-            settle.max(0.0)
-        } else {
-            0.0
-        }),
-        ..flow::Restart::default()
     }
 }
 
@@ -536,12 +540,12 @@ fn run_apply(a: &ApplyArgs, name: Option<&str>, say: Say) -> i32 {
         json,
         color: color(&a.out),
         quiet: say.quiet,
-        settle: a.settle,
+        settle: a.restart.settle,
         shown: false,
     };
     let opts = flow::ApplyOptions {
         eval: eval(&a.eval),
-        restart: (!a.no_restart).then(|| restart_with(&a.dbus_address, a.settle)),
+        restart: a.restart.flow(),
         saved_plan: a.plan.clone(),
         backup_dir: a.backup_dir.clone(),
         lock_timeout: lock_timeout(),
@@ -633,14 +637,14 @@ fn run_rollback(a: &RollbackArgs, name: Option<&str>, say: Say) -> i32 {
         json,
         color: false,
         quiet: say.quiet,
-        settle: a.settle,
+        settle: a.restart.settle,
         shown: false,
     };
     let opts = flow::RollbackOptions {
         which,
         force: a.force,
         backup_dir: a.backup_dir.clone(),
-        restart: (!a.no_restart).then(|| restart_with(&a.dbus_address, a.settle)),
+        restart: a.restart.flow(),
         lock_timeout: lock_timeout(),
     };
     let r = node_record(&a.node.root, name, "rollback", |fs| {

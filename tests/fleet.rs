@@ -41,13 +41,7 @@ fn pid(sb: &Sandbox) -> u32 {
 }
 
 fn boot(name: &'static str, tree: &str, dropin: &str, file: &'static str) -> Node {
-    let sb = Sandbox::boot(
-        &repo().join("testdata/nodes").join(tree),
-        "kubelet.service",
-        "/usr/bin/kubelet",
-        dropin,
-        &[],
-    );
+    let sb = Sandbox::kubeadm(tree, dropin);
     let before = sb.file(file);
     let pid = pid(&sb);
     Node {
@@ -56,6 +50,19 @@ fn boot(name: &'static str, tree: &str, dropin: &str, file: &'static str) -> Nod
         file,
         before,
         pid,
+    }
+}
+
+/// Every node's file and kubelet process as they were booted.
+fn untouched(nodes: &[Node], by: &str) {
+    for n in nodes {
+        assert_eq!(
+            n.sb.file(n.file),
+            n.before,
+            "{}: {by} changed a file",
+            n.name
+        );
+        assert_eq!(pid(&n.sb), n.pid, "{}: {by} restarted the kubelet", n.name);
     }
 }
 
@@ -190,20 +197,7 @@ fn the_role_rolls_the_fix_through_a_fleet_and_stops_at_the_first_failure() {
     );
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    for n in &nodes {
-        assert_eq!(
-            n.sb.file(n.file),
-            n.before,
-            "{}: plan mode changed a file",
-            n.name
-        );
-        assert_eq!(
-            pid(&n.sb),
-            n.pid,
-            "{}: plan mode restarted the kubelet",
-            n.name
-        );
-    }
+    untouched(&nodes, "plan mode");
 
     // 2. --check --diff in apply mode: every host evaluated, nothing changed, the diffs shown.
     let (o, _) = playbook(
@@ -216,19 +210,8 @@ fn the_role_rolls_the_fix_through_a_fleet_and_stops_at_the_first_failure() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("-KUBELET_EXTRA_ARGS="), "no diff shown: {out}");
+    untouched(&nodes, "--check");
     for n in &nodes {
-        assert_eq!(
-            n.sb.file(n.file),
-            n.before,
-            "{}: --check changed a file",
-            n.name
-        );
-        assert_eq!(
-            pid(&n.sb),
-            n.pid,
-            "{}: --check restarted the kubelet",
-            n.name
-        );
         let (_, _, failed) = recap(&out, n.name).unwrap_or_else(|| panic!("{}: {out}", n.name));
         assert_eq!(failed, 0, "{}", n.name);
         // Would change: all but node-b.

@@ -130,13 +130,7 @@ fn apply_in_the_image_fixes_and_restarts_a_real_systemd_node() {
     if skip_without(missing()) || skip_without(unavailable()) {
         return;
     }
-    let sb = Sandbox::boot(
-        &repo().join("testdata/nodes/kubeadm-deb"),
-        "kubelet.service",
-        "/usr/bin/kubelet",
-        "",
-        &[],
-    );
+    let sb = Sandbox::kubeadm("kubeadm-deb", "");
     let before = sb.systemd().state("kubelet.service").unwrap().main_pid;
     assert_eq!(sb.live_value(), Some(false));
     // The image goes into the node's own (tmpfs) storage.

@@ -31,13 +31,7 @@ fn apply_restarts_over_the_private_socket_with_dbus_daemon_stopped() {
     if skip_without(unavailable()) {
         return;
     }
-    let sb = Sandbox::boot(
-        &repo().join("testdata/nodes/kubeadm-deb"),
-        "kubelet.service",
-        "/usr/bin/kubelet",
-        "",
-        &[],
-    );
+    let sb = Sandbox::kubeadm("kubeadm-deb", "");
     assert_eq!(sb.live_value(), Some(false));
     let pid_before = sb.systemd().state("kubelet.service").unwrap().main_pid;
     stop(&sb, "dbus.socket");

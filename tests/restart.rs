@@ -41,13 +41,7 @@ fn json(o: &Output) -> serde_json::Value {
 }
 
 fn kubeadm(case: &str, dropin: &str) -> Sandbox {
-    Sandbox::boot(
-        &repo().join("testdata/nodes").join(case),
-        "kubelet.service",
-        "/usr/bin/kubelet",
-        dropin,
-        &[],
-    )
+    Sandbox::kubeadm(case, dropin)
 }
 
 #[test]

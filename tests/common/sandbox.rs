@@ -112,6 +112,18 @@ impl Sandbox {
         sb
     }
 
+    /// Boot a kubeadm-style tree under testdata/nodes (`kubelet.service`, `/usr/bin/kubelet`)
+    /// with `dropin` as the sandbox drop-in.
+    pub fn kubeadm(tree: &str, dropin: &str) -> Sandbox {
+        Sandbox::boot(
+            &super::repo().join("testdata/nodes").join(tree),
+            "kubelet.service",
+            "/usr/bin/kubelet",
+            dropin,
+            &[],
+        )
+    }
+
     /// Boot `node` with `binary` copied to each of `exec_paths`, and return as soon as systemd
     /// answers on the node's bus (whether the unit starts is the caller's question).
     pub fn start(
