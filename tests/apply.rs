@@ -93,6 +93,14 @@ fn apply_is_idempotent_and_leaves_one_backup_and_one_log_line() {
     let o = run(t.path(), &["apply", "--yes", "--no-restart"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("now run: systemctl restart kubelet.service"));
+    assert!(
+        text(&o).contains(&format!(
+            "(undo: kubelet-remediate rollback --root {} ",
+            t.path().display()
+        )),
+        "the undo hint carries --root: {}",
+        text(&o)
+    );
     let plan = run(t.path(), &["plan", "--offline"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let before = snapshot(t.path());
@@ -610,8 +618,13 @@ fn escapes_from_the_root_read_and_write_nothing_outside() {
 
 /// The prompt, answered through a real pseudo-terminal (util-linux `script`).
 fn through_pty(root: &Path, answer: &str) -> (Option<i32>, String) {
+    pty_command(root, answer, "")
+}
+
+/// `apply` with `extra` arguments (and redirections) on a terminal, answered with `answer`.
+fn pty_command(root: &Path, answer: &str, extra: &str) -> (Option<i32>, String) {
     let cmd = format!(
-        "{} apply --root {} --no-restart --color never",
+        "{} apply --root {} --no-restart --color never {extra}",
         bin(),
         root.display()
     );
@@ -643,4 +656,112 @@ fn the_prompt_on_a_terminal_takes_yes_and_no() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("applied: /etc/default/kubelet"), "{out}");
     assert_ne!(before, snapshot(t.path()));
+}
+
+/// With `--output json` on a terminal, stdout is the record's: the diff is shown on stderr
+/// before the question, never asked blind.
+#[test]
+fn json_on_a_terminal_shows_the_diff_on_stderr_before_asking() {
+    let t = node("kubeadm-deb");
+    let out_file = t.path().join("record.json");
+    let redirect = format!("--output json > {}", out_file.display());
+    let (code, tty) = pty_command(t.path(), "n", &redirect);
+    assert_eq!(code, Some(1), "{tty}");
+    let diff = tty
+        .find("-KUBELET_EXTRA_ARGS=")
+        .expect("the diff on the terminal");
+    let ask = tty.find("Apply these changes?").expect("the question");
+    assert!(diff < ask, "the diff comes before the question: {tty}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(j["result"], "error");
+    assert_eq!(j["error"]["message"], "not applied");
+    assert_eq!(j["error"]["files_changed"], false);
+    std::fs::remove_file(&out_file).unwrap();
+    let (code, _) = pty_command(t.path(), "y", &redirect);
+    assert_eq!(code, Some(0));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(j["result"], "changed");
+}
+
+/// A saved plan that is already applied is "nothing to do", and `apply --plan` shows its diff
+/// once.
+#[test]
+fn a_saved_plan_applied_twice_is_nothing_to_do_and_its_diff_is_shown_once() {
+    let t = node("kubeadm-deb");
+    let saved = t.path().join("saved-plan.json");
+    let o = run(t.path(), &["plan", "--out", saved.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let plan_arg = [
+        "apply",
+        "--yes",
+        "--no-restart",
+        "--plan",
+        saved.to_str().unwrap(),
+    ];
+    let o = run(t.path(), &plan_arg);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        text(&o).matches("+++ b/etc/default/kubelet").count(),
+        1,
+        "{}",
+        text(&o)
+    );
+    let again = run(t.path(), &plan_arg);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+    assert_eq!(backup_sets(t.path()), 1);
+}
+
+/// `rollback --list` only reads: no lock taken (it runs while another holds it), nothing made.
+#[test]
+fn rollback_list_takes_no_lock_and_creates_nothing() {
+    let t = node("kubeadm-deb");
+    let before = snapshot(t.path());
+    let o = run(t.path(), &["rollback", "--list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("no backups in"));
+    assert_eq!(before, snapshot(t.path()), "--list created something");
+    assert!(!t.path().join("run/kubelet-remediate.lock").exists());
+    assert_eq!(
+        run(t.path(), &["apply", "--yes", "--no-restart"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let lock = t.path().join("run/kubelet-remediate.lock");
+    let held = Command::new("flock")
+        .arg(&lock)
+        .args([
+            "sh",
+            "-c",
+            &format!("{} rollback --list --root {}", bin(), t.path().display()),
+        ])
+        .env("KUBELET_REMEDIATE_LOCK_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(held.status.code(), Some(0), "{}", text(&held));
+    assert!(String::from_utf8_lossy(&held.stdout).contains("applied"));
+}
+
+/// `-q` prints nothing but errors; `-v` adds the node, the result and the timings on stderr.
+#[test]
+fn quiet_and_verbose() {
+    let t = node("false-in-two-places");
+    let q = run(t.path(), &["plan", "-q"]);
+    assert_eq!(q.status.code(), Some(2));
+    assert!(q.stdout.is_empty() && q.stderr.is_empty(), "{}", text(&q));
+    let v = run(
+        t.path(),
+        &["apply", "--yes", "--no-restart", "-v", "--node-name", "n7"],
+    );
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert!(
+        err.contains("kubelet-remediate: node n7 (--node-name), apply")
+            && err.contains(": changed (exit 0) in "),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&v.stdout).contains("applied: "));
 }
