@@ -263,11 +263,6 @@ pub struct VerifyArgs {
     pub output: Output,
 }
 
-/// An error after files were written (and restored): `main` must not add "nothing was changed".
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct AfterWrites(pub String);
-
 /// Run a parsed command line; the result is the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let say = Say {
@@ -369,7 +364,7 @@ fn finish(r: &Record, json: bool, say: Say) -> i32 {
     if json {
         print!("{}", r.to_json());
     }
-    if say.verbose || !say.quiet {
+    if !say.quiet {
         for w in &o.warnings {
             eprintln!("kubelet-remediate: warning: {w}");
         }
@@ -391,10 +386,7 @@ fn finish(r: &Record, json: bool, say: Say) -> i32 {
             r.node.name_from.unwrap_or("no name found"),
             r.command,
             r.node.root,
-            serde_json::to_value(o.result)
-                .unwrap_or_default()
-                .as_str()
-                .unwrap_or(""),
+            o.result.name(),
             o.exit_code,
             t.total_ms,
             ms(t.evidence_ms),

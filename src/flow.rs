@@ -8,7 +8,7 @@ use crate::evidence::{self, Evidence, Options};
 use crate::outcome::{Check, Failure, Location, Outcome, RestartDone, Verdict};
 use crate::plan::{self, Plan, Strategy};
 use crate::report::{Report, restart_command};
-use crate::restart;
+use crate::restart::{self, Restarted};
 use crate::root::NodeFs;
 use crate::saved::{SavedPlan, sha256_hex};
 use crate::systemd::dbus::Systemd;
@@ -197,12 +197,12 @@ fn run(body: impl FnOnce(&mut Outcome) -> Result<(), Stop>) -> Outcome {
 }
 
 /// The result a report stands for when nothing is written.
-fn judged(report: &Report, managed: bool, nothing_to_write: bool) -> (Verdict, i32) {
+fn judged(report: &Report, nothing_to_write: bool) -> (Verdict, i32) {
     if report.refused.is_some() {
         (Verdict::Refused, 1)
     } else if report.compliant {
         (Verdict::Compliant, 0)
-    } else if managed {
+    } else if report.platform.managed {
         (Verdict::Managed, 3)
     } else if nothing_to_write {
         (Verdict::RestartNeeded, 2)
@@ -222,7 +222,7 @@ pub fn plan(fs: &NodeFs, e: &Eval, save: Option<&Path>) -> Outcome {
             let text = serde_json::to_string_pretty(&saved).expect("plan serializes") + "\n";
             fs_err::write(path, text).map_err(|e| Stop::Before(e.to_string()))?;
         }
-        let (result, code) = judged(&report, ev.platform.managed(), p.changes.is_empty());
+        let (result, code) = judged(&report, p.changes.is_empty());
         out.set(result, code);
         out.report = Some(report);
         Ok(())
@@ -269,7 +269,6 @@ fn apply_into(
     out.timings.evidence_ms = Some(t.elapsed().as_millis());
     let unit = ev.service.layout.name.clone();
     let check_process = !ev.platform.kubelet_in_process();
-    let managed = ev.platform.managed();
     out.report = Some(fresh);
 
     let (changes, daemon_reload) = match &o.saved_plan {
@@ -286,7 +285,7 @@ fn apply_into(
             p.daemon_reload,
         ),
     };
-    let (result, code) = judged(report(out), managed, changes.is_empty());
+    let (result, code) = judged(report(out), changes.is_empty());
     if matches!(
         result,
         Verdict::Refused | Verdict::Managed | Verdict::Compliant
@@ -295,15 +294,7 @@ fn apply_into(
         return Ok(());
     }
 
-    let mut restart_done = RestartDone {
-        unit: unit.clone(),
-        daemon_reload,
-        command: restart_command(&unit, daemon_reload),
-        done: false,
-        address: None,
-        result: None,
-        value: None,
-    };
+    let mut restart_done = RestartDone::pending(&unit, daemon_reload, None);
     if changes.is_empty() {
         // The files are right but the running kubelet is not: only a restart is needed.
         let Some(r) = &o.restart else {
@@ -325,19 +316,8 @@ fn apply_into(
         {
             return Err(Stop::Before("not restarted".into()));
         }
-        let t = Instant::now();
-        let done = restart::restart_and_verify(
-            &sd,
-            fs,
-            &unit,
-            false,
-            check_process,
-            r.options(),
-            &mut |d| ui.progress(d),
-        );
-        out.timings.restart_ms = Some(t.elapsed().as_millis());
-        let done = done.map_err(|why| Stop::Before(format!("{why}; see journalctl -u {unit}")))?;
-        restart_done.done = true;
+        let done = restart_timed(&sd, fs, r, &mut restart_done, false, check_process, ui, out)
+            .map_err(|why| Stop::Before(format!("{why}; see journalctl -u {unit}")))?;
         restart_done.value = check_process.then_some(true);
         restart_done.result = Some(done);
         out.restart = Some(restart_done);
@@ -397,20 +377,17 @@ fn apply_into(
         }
         return Ok(());
     };
-    let t = Instant::now();
-    let done = restart::restart_and_verify(
+    match restart_timed(
         sd,
         fs,
-        &unit,
+        r,
+        &mut restart_done,
         daemon_reload,
         check_process,
-        r.options(),
-        &mut |d| ui.progress(d),
-    );
-    out.timings.restart_ms = Some(t.elapsed().as_millis());
-    match done {
+        ui,
+        out,
+    ) {
         Ok(done) => {
-            restart_done.done = true;
             restart_done.value = check_process.then_some(true);
             restart_done.result = Some(done);
             out.restart = Some(restart_done);
@@ -418,7 +395,6 @@ fn apply_into(
             Ok(())
         }
         Err(why) => {
-            restart_done.done = true;
             out.restart = Some(restart_done);
             Err(roll_back_after_failed_restart(
                 fs,
@@ -433,6 +409,51 @@ fn apply_into(
             ))
         }
     }
+}
+
+impl RestartDone {
+    /// Not restarted yet: the unit, the command that restarts it by hand, the address that
+    /// answered (when one was reached).
+    fn pending(unit: &str, daemon_reload: bool, sd: Option<&Systemd>) -> RestartDone {
+        RestartDone {
+            unit: unit.to_string(),
+            daemon_reload,
+            command: restart_command(unit, daemon_reload),
+            done: false,
+            address: sd.map(|s| s.address.clone()),
+            result: None,
+            value: None,
+        }
+    }
+}
+
+/// Restart `rd`'s unit over `sd` (reloading first when `units_changed`), watch it settle and,
+/// with `check_process`, read the new kubelet back; the time goes into `out`, and `rd` notes
+/// that the restart was made, whatever came of it.
+#[allow(clippy::too_many_arguments)]
+fn restart_timed(
+    sd: &Systemd,
+    fs: &NodeFs,
+    r: &Restart,
+    rd: &mut RestartDone,
+    units_changed: bool,
+    check_process: bool,
+    ui: &mut dyn Ui,
+    out: &mut Outcome,
+) -> Result<Restarted, String> {
+    let t = Instant::now();
+    let res = restart::restart_and_verify(
+        sd,
+        fs,
+        &rd.unit,
+        units_changed,
+        check_process,
+        r.options(),
+        &mut |d| ui.progress(d),
+    );
+    out.timings.restart_ms = Some(t.elapsed().as_millis());
+    rd.done = true;
+    res
 }
 
 /// The saved plan's writes, from the files as they are now. A file that already holds the
@@ -596,15 +617,7 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
         let changed = !restored.restored.is_empty();
         out.rolled_back = Some(restored);
         out.set(Verdict::RolledBack, 0);
-        let mut done = RestartDone {
-            command: restart_command(&unit, daemon_reload),
-            unit: unit.clone(),
-            daemon_reload,
-            done: false,
-            address: sd.as_ref().map(|s| s.address.clone()),
-            result: None,
-            value: None,
-        };
+        let mut done = RestartDone::pending(&unit, daemon_reload, sd.as_ref());
         if let (Some(sd), Some(r), true) = (&sd, &o.restart, changed) {
             // The restored files are what the kubelet must run with now: restart, settle,
             // and read back what the new process has (the restored value, often false).
@@ -616,19 +629,7 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
                 },
             )
             .is_ok_and(|ev| ev.platform.kubelet_in_process());
-            let t = Instant::now();
-            let res = restart::restart_and_verify(
-                sd,
-                fs,
-                &unit,
-                daemon_reload,
-                false,
-                r.options(),
-                &mut |d| ui.progress(d),
-            );
-            out.timings.restart_ms = Some(t.elapsed().as_millis());
-            done.done = true;
-            match res {
+            match restart_timed(sd, fs, r, &mut done, daemon_reload, false, ui, out) {
                 Ok(res) => {
                     if !in_process {
                         done.value = restart::process_value(fs, res.main_pid).ok();

@@ -23,13 +23,10 @@ fn main() {
     let code = match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            // One line: what failed, where (file:line:column when the input is at fault).
-            let tail = if e.downcast_ref::<cli::AfterWrites>().is_none() {
-                "; nothing was changed"
-            } else {
-                ""
-            };
-            eprintln!("kubelet-remediate: error: {e:#}{tail}");
+            // One line: what failed, where (file:line:column when the input is at fault). The
+            // node commands report their own errors (in the record, and whether files changed);
+            // what reaches here is scan, summarize and the generated pages.
+            eprintln!("kubelet-remediate: error: {e:#}; nothing was changed");
             1
         }
     };

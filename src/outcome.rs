@@ -44,6 +44,23 @@ pub enum Verdict {
     Error,
 }
 
+impl Verdict {
+    /// The word the record uses for it (serde's spelling, kept equal by a test).
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Compliant => "compliant",
+            Verdict::NonCompliant => "non-compliant",
+            Verdict::Changed => "changed",
+            Verdict::RestartNeeded => "restart-needed",
+            Verdict::Refused => "refused",
+            Verdict::Managed => "managed",
+            Verdict::RolledBack => "rolled-back",
+            Verdict::Listed => "listed",
+            Verdict::Error => "error",
+        }
+    }
+}
+
 /// Who wrote the record.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tool {
@@ -216,5 +233,28 @@ impl Record {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("record serializes") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Verdict::{self, *};
+
+    #[test]
+    fn names_are_the_records_spelling() {
+        let all: [Verdict; 9] = [
+            Compliant,
+            NonCompliant,
+            Changed,
+            RestartNeeded,
+            Refused,
+            Managed,
+            RolledBack,
+            Listed,
+            Error,
+        ];
+        for v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.name());
+        }
     }
 }

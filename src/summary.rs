@@ -88,7 +88,7 @@ impl Entry {
             return e.message.clone();
         }
         let Some(r) = &self.report else {
-            return result_name(self.result).into();
+            return self.result.name().into();
         };
         if let Some(why) = &r.refused {
             return format!("the kubelet would refuse its settings: {why}");
@@ -105,22 +105,8 @@ impl Entry {
                 "false from {} at {p}:{l}",
                 text.as_deref().unwrap_or("a setting")
             ),
-            _ => result_name(self.result).into(),
+            _ => self.result.name().into(),
         }
-    }
-}
-
-pub fn result_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Compliant => "compliant",
-        Verdict::NonCompliant => "non-compliant",
-        Verdict::Changed => "changed",
-        Verdict::RestartNeeded => "restart-needed",
-        Verdict::Refused => "refused",
-        Verdict::Managed => "managed",
-        Verdict::RolledBack => "rolled-back",
-        Verdict::Listed => "listed",
-        Verdict::Error => "error",
     }
 }
 
@@ -270,7 +256,7 @@ pub fn text(f: &Fleet) -> String {
     let mut by_result: BTreeMap<&str, usize> = BTreeMap::new();
     let mut by_platform: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for e in &f.nodes {
-        *by_result.entry(result_name(e.result)).or_default() += 1;
+        *by_result.entry(e.result.name()).or_default() += 1;
         let p = by_platform.entry(e.platform()).or_default();
         p.0 += 1;
         if !e.ok() {
@@ -308,7 +294,7 @@ pub fn text(f: &Fleet) -> String {
             o += &format!(
                 "  {}  {} ({}, exit {}): {}\n",
                 e.name(),
-                result_name(e.result),
+                e.result.name(),
                 e.command,
                 e.exit_code,
                 e.why()
@@ -333,7 +319,7 @@ pub fn junit(f: &Fleet) -> String {
         failures += 1;
         cases += &format!(
             "    <testcase classname=\"{class}\" name=\"{name}\">\n      <failure type=\"{}\" message=\"{}\">{} on {} ({}): {}</failure>\n    </testcase>\n",
-            result_name(e.result),
+            e.result.name(),
             junit::escape(&e.why()),
             junit::escape(&e.command),
             name,

@@ -10,16 +10,11 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn tool(name: &str) -> Result<PathBuf, String> {
-    let p = repo().join(".venv/bin").join(name);
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{} is missing: python3 -m venv .venv && .venv/bin/pip install kubernetes-validate (as .ci/run does)",
-            p.display()
-        ))
-    }
+fn kubernetes_validate() -> Option<PathBuf> {
+    built(
+        repo().join(".venv/bin/kubernetes-validate"),
+        "python3 -m venv .venv && .venv/bin/pip install kubernetes-validate",
+    )
 }
 
 fn manifest(name: &str) -> Value {
@@ -44,12 +39,8 @@ fn validate(kv: &Path, version: &str, files: &[PathBuf]) -> (i32, String) {
 
 #[test]
 fn core_manifests_pass_strict_kubernetes_validation() {
-    let kv = match tool("kubernetes-validate") {
-        Ok(kv) => kv,
-        Err(why) => {
-            assert!(skip_without(Some(why)));
-            return;
-        }
+    let Some(kv) = kubernetes_validate() else {
+        return;
     };
     let dir = repo().join("deploy/kubernetes");
     let files = vec![dir.join("namespace.yaml"), dir.join("audit-daemonset.yaml")];
@@ -152,12 +143,8 @@ fn the_plan_has_only_upgrade_cattle_io_v1_fields_and_its_job_pod_is_valid() {
 
     // The pod SUC makes for a node: its securityContext, tolerations and the host mounts,
     // checked against core/v1 by kubernetes-validate.
-    let kv = match tool("kubernetes-validate") {
-        Ok(kv) => kv,
-        Err(why) => {
-            assert!(skip_without(Some(why)));
-            return;
-        }
+    let Some(kv) = kubernetes_validate() else {
+        return;
     };
     let mut volumes =
         vec![json!({"name": "host-root", "hostPath": {"path": "/", "type": "Directory"}})];

@@ -5,22 +5,28 @@
 mod common;
 use common::sandbox::{Sandbox, unavailable};
 use common::*;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn skip() -> bool {
     skip_without(unavailable())
 }
 
-fn apply(sb: &Sandbox, extra: &[&str]) -> Output {
+/// `kubelet-remediate ARGS --root ROOT AFTER`, with no terminal.
+fn run(args: &[&str], root: &Path, after: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args([
-            "apply", "--yes", "--settle", "1", "--output", "json", "--root",
-        ])
-        .arg(&sb.root)
-        .args(extra)
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .args(after)
         .stdin(Stdio::null())
         .output()
         .unwrap()
+}
+
+fn apply(sb: &Sandbox, extra: &[&str]) -> Output {
+    let args = ["apply", "--yes", "--settle", "1", "--output", "json"];
+    run(&args, &sb.root, extra)
 }
 
 fn text(o: &Output) -> String {
@@ -98,12 +104,7 @@ fn kubeadm_env_file_false_needs_a_restart_only() {
 }
 
 fn verify(sb: &Sandbox) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args(["verify", "--root"])
-        .arg(&sb.root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    run(&["verify"], &sb.root, &[])
 }
 
 #[test]
@@ -275,12 +276,7 @@ fn no_reachable_bus_changes_nothing() {
     let t = tempfile::tempdir().unwrap();
     copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
     let before = std::fs::read(t.path().join("etc/default/kubelet")).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args(["apply", "--yes", "--root"])
-        .arg(t.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run(&["apply", "--yes"], t.path(), &[]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o);
     assert!(out.contains("cannot reach systemd over D-Bus"), "{out}");
@@ -346,13 +342,7 @@ fn verify_reports_files_that_say_false() {
         .as_str()
         .unwrap()
         .to_string();
-    let rb = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args(["rollback", "--yes", "--no-restart", "--root"])
-        .arg(&sb.root)
-        .arg(&id)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let rb = run(&["rollback", "--yes", "--no-restart"], &sb.root, &[&id]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb));
     assert_eq!(sb.live_value(), Some(true), "no restart happened");
     let v = verify(&sb);
@@ -388,14 +378,10 @@ fn rollback_restarts_the_kubelet_with_the_restored_files() {
     assert_eq!(json(&o)["result"], "changed", "{}", text(&o));
     let fixed_pid = sb.systemd().state("kubelet.service").unwrap().main_pid;
     assert_eq!(sb.live_value(), Some(true));
-    let rb = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args([
-            "rollback", "--last", "--yes", "--settle", "1", "--output", "json", "--root",
-        ])
-        .arg(&sb.root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let rollback = [
+        "rollback", "--last", "--yes", "--settle", "1", "--output", "json",
+    ];
+    let rb = run(&rollback, &sb.root, &[]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb));
     let j = json(&rb);
     assert_eq!(j["result"], "rolled-back");

@@ -8,19 +8,12 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn binary(triple: &str) -> Result<PathBuf, String> {
+fn binary(triple: &str) -> Option<PathBuf> {
     let p = repo()
         .join("target")
         .join(triple)
         .join("release/kubelet-remediate");
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{} is missing: run scripts/build-static.sh (as .ci/run does)",
-            p.display()
-        ))
-    }
+    built(p, "run scripts/build-static.sh")
 }
 
 /// (e_machine, has PT_INTERP) of a 64-bit little-endian ELF file.
@@ -81,12 +74,8 @@ fn same_verdicts_as_the_test_build(runner: &[&Path]) {
 
 #[test]
 fn x86_64_musl_is_static_and_judges_like_the_test_build() {
-    let bin = match binary("x86_64-unknown-linux-musl") {
-        Ok(b) => b,
-        Err(why) => {
-            assert!(skip_without(Some(why)));
-            return;
-        }
+    let Some(bin) = binary("x86_64-unknown-linux-musl") else {
+        return;
     };
     assert_eq!(elf(&bin), (62, false), "x86-64, no dynamic loader");
     same_verdicts_as_the_test_build(&[&bin]);
@@ -94,12 +83,8 @@ fn x86_64_musl_is_static_and_judges_like_the_test_build() {
 
 #[test]
 fn aarch64_musl_is_static_and_judges_like_the_test_build_under_qemu() {
-    let bin = match binary("aarch64-unknown-linux-musl") {
-        Ok(b) => b,
-        Err(why) => {
-            assert!(skip_without(Some(why)));
-            return;
-        }
+    let Some(bin) = binary("aarch64-unknown-linux-musl") else {
+        return;
     };
     assert_eq!(elf(&bin), (183, false), "AArch64, no dynamic loader");
     let qemu = Path::new("/usr/bin/qemu-aarch64");

@@ -123,3 +123,16 @@ pub fn assert_valid_record(j: &serde_json::Value) {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}\n{j:#}");
 }
+
+/// `path` when it exists; otherwise the test skips (outside CI) or fails (in CI), saying that
+/// `how` makes it, as `.ci/run` does.
+pub fn built(path: PathBuf, how: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    skip_without(Some(format!(
+        "{} is missing: {how} (as .ci/run does)",
+        path.display()
+    )));
+    None
+}
