@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::root::NodeFs;
 use crate::systemd::exec::{Arg, Service};
-use crate::text::{FileId, Files, SourceFile, Traced};
+use crate::text::{CharOffsets, FileId, Files, SourceFile, Traced};
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use std::sync::Arc;
 
@@ -169,18 +169,16 @@ fn as_kubelet_flag(
 /// Every top-level `kubelet-arg` / `kubelet-arg+` of a k3s config file, in order.
 fn kubelet_arg_items(id: FileId, f: &SourceFile) -> Result<Vec<(bool, Vec<Entry>)>> {
     let mut p = Parser::new_from_str(&f.text);
+    // saphyr counts characters and breaks lines at a lone `\r` too: its positions are mapped
+    // through their character index, never through line and column (text::CharOffsets).
+    let mut pos = CharOffsets::new(&f.text);
     let mut ev = Vec::new();
     while let Some(e) = p.next_event() {
         let (e, span) = e.map_err(|e| {
-            let m = e.marker();
-            Error::parse(
-                &f.path,
-                m.line(),
-                m.col() + 1,
-                format!("invalid YAML: {}", e.info()),
-            )
+            let (line, column) = f.line_col(pos.byte(e.marker().index()));
+            Error::parse(&f.path, line, column, format!("invalid YAML: {}", e.info()))
         })?;
-        ev.push((e, span.start.line(), span.start.col()));
+        ev.push((e, pos.byte(span.start.index())));
     }
     let mut out = Vec::new();
     let Some(mut i) = ev
@@ -205,7 +203,7 @@ fn kubelet_arg_items(id: FileId, f: &SourceFile) -> Result<Vec<(bool, Vec<Entry>
             Event::Scalar(v, style, ..) => {
                 out.push((
                     append,
-                    vec![item(id, f, ev[i].1, ev[i].2, v, *style, false)],
+                    vec![item(id, f, ev[i].1, v, *style, false)],
                 ));
                 i += 1;
             }
@@ -214,7 +212,7 @@ fn kubelet_arg_items(id: FileId, f: &SourceFile) -> Result<Vec<(bool, Vec<Entry>
                 i += 1;
                 while !matches!(ev[i].0, Event::SequenceEnd) {
                     if let Event::Scalar(v, style, ..) = &ev[i].0 {
-                        items.push(item(id, f, ev[i].1, ev[i].2, v, *style, true));
+                        items.push(item(id, f, ev[i].1, v, *style, true));
                     }
                     i = skip(&ev, i);
                 }
@@ -228,7 +226,7 @@ fn kubelet_arg_items(id: FileId, f: &SourceFile) -> Result<Vec<(bool, Vec<Entry>
 }
 
 /// The index after the node starting at `i`.
-fn skip(ev: &[(Event<'_>, usize, usize)], mut i: usize) -> usize {
+fn skip(ev: &[(Event<'_>, usize)], mut i: usize) -> usize {
     let mut depth = 0usize;
     loop {
         match ev[i].0 {
@@ -248,13 +246,11 @@ fn skip(ev: &[(Event<'_>, usize, usize)], mut i: usize) -> usize {
 fn item(
     id: FileId,
     f: &SourceFile,
-    line: usize,
-    col: usize,
+    start: usize,
     v: &str,
     style: ScalarStyle,
     in_block_seq: bool,
 ) -> Entry {
-    let start = f.offset_of(line, col);
     let quoted = matches!(style, ScalarStyle::DoubleQuoted | ScalarStyle::SingleQuoted);
     let vstart = start + usize::from(quoted);
     let exact = f.text.get(vstart..vstart + v.len()) == Some(v);
@@ -265,14 +261,16 @@ fn item(
         Traced::made_up(v)
     };
     // Removable when the item is alone on its line in a block sequence: `  - "..."`.
-    let lr = f.line_range(start);
+    let lr = crate::config::yaml::line_range(&f.text, start);
     let line_text = &f.text[lr.clone()];
     let after = start + v.len() + 2 * usize::from(quoted);
-    let alone =
-        in_block_seq && exact && after <= lr.end && line_text.trim_start().starts_with('-') && {
-            let rest = f.text[after..lr.end].trim();
+    let alone = in_block_seq
+        && exact
+        && line_text.trim_start().starts_with('-')
+        && f.text.get(after..lr.end).is_some_and(|rest| {
+            let rest = rest.trim();
             rest.is_empty() || rest.starts_with('#')
-        };
+        });
     let container = Arc::new(Traced::from_file(id, lr.start, line_text));
     let raw = 0..container.text.len();
     Entry {

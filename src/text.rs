@@ -45,15 +45,6 @@ impl SourceFile {
         (line, column)
     }
 
-    /// Byte offset of a 1-based line and a 0-based character column.
-    pub fn offset_of(&self, line: usize, char_col: usize) -> usize {
-        let start = self.line_starts[(line - 1).min(self.line_starts.len() - 1)];
-        self.text[start..]
-            .char_indices()
-            .nth(char_col)
-            .map_or(self.text.len(), |(i, _)| start + i)
-    }
-
     /// The byte range of the whole line (including its newline) containing `offset`.
     pub fn line_range(&self, offset: usize) -> Range<usize> {
         let line = self.line_starts.partition_point(|&s| s <= offset);
@@ -64,6 +55,47 @@ impl SourceFile {
             .copied()
             .unwrap_or(self.text.len());
         start..end
+    }
+}
+
+/// Byte offsets of character indices, for a parser that counts characters (saphyr's markers).
+///
+/// A marker's line and column cannot be mapped through our line table: YAML also
+/// breaks lines at a lone `\r` (YAML 1.2 §5.4, and yaml.v2's `is_break`), which our line index
+/// does not, and a column counted on the parser's line then lands inside another line, or
+/// inside a character. The character index is unambiguous. The cursor walks from the last
+/// position asked, so a document's positions, asked in order, cost one pass over its text.
+pub struct CharOffsets<'a> {
+    text: &'a str,
+    chars: usize,
+    byte: usize,
+}
+
+impl<'a> CharOffsets<'a> {
+    pub fn new(text: &'a str) -> Self {
+        CharOffsets {
+            text,
+            chars: 0,
+            byte: 0,
+        }
+    }
+
+    /// The byte offset of character `index` (the text's length past its end): always a
+    /// character boundary.
+    pub fn byte(&mut self, index: usize) -> usize {
+        while self.chars < index {
+            let Some(c) = self.text[self.byte..].chars().next() else {
+                break;
+            };
+            self.byte += c.len_utf8();
+            self.chars += 1;
+        }
+        while self.chars > index {
+            let c = self.text[..self.byte].chars().next_back().unwrap_or('\0');
+            self.byte -= c.len_utf8();
+            self.chars -= 1;
+        }
+        self.byte
     }
 }
 

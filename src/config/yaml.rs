@@ -9,8 +9,8 @@
 
 use super::{Entry, Folder, Keep, KeyOcc, KeyValue, Parsed, Value};
 use crate::error::{Error, Result};
-use crate::text::SourceFile;
-use saphyr_parser::{Event, Parser, ScalarStyle, Span, StrInput, Tag};
+use crate::text::{CharOffsets, SourceFile};
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span, StrInput, Tag};
 use std::collections::{BTreeMap, HashMap};
 
 const TRUE: &[&str] = &[
@@ -42,6 +42,8 @@ struct Ev<'a> {
 struct Builder<'a> {
     f: &'a SourceFile,
     parser: Parser<'a, StrInput<'a>>,
+    /// The parser's positions (character indices) as byte offsets.
+    pos: CharOffsets<'a>,
     /// Anchored values and how many nodes each is.
     anchors: HashMap<usize, (Value, usize)>,
     duplicate: Option<(String, usize, usize)>,
@@ -62,6 +64,7 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
     let mut b = Builder {
         f,
         parser: Parser::new_from_str(&f.text),
+        pos: CharOffsets::new(&f.text),
         anchors: HashMap::new(),
         duplicate: None,
         depth: 0,
@@ -78,7 +81,7 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
             Event::DocumentEnd => {
                 // yaml.v2 stops after the first document: what follows is never decoded (not
                 // even checked), so it is only looked at for a note.
-                let (line, _) = f.line_col(f.offset_of(e.span.end.line(), e.span.end.col()));
+                let (line, _) = f.line_col(b.at(e.span.end));
                 later_documents = later_key_lines(&f.text, line);
                 break;
             }
@@ -116,15 +119,7 @@ impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<Ev<'a>> {
         match self.parser.next_event() {
             Some(Ok((ev, span))) => Ok(Ev { ev, span }),
-            Some(Err(e)) => {
-                let m = e.marker();
-                Err(Error::parse(
-                    &self.f.path,
-                    m.line(),
-                    m.col() + 1,
-                    format!("invalid YAML: {}", e.info()),
-                ))
-            }
+            Some(Err(e)) => Err(self.error_at(*e.marker(), &format!("invalid YAML: {}", e.info()))),
             None => Err(Error::parse(
                 &self.f.path,
                 1,
@@ -134,19 +129,34 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn refuse(&self, at: Span, why: &str) -> Error {
-        Error::parse(&self.f.path, at.start.line(), at.start.col() + 1, why)
+    /// The byte offset of a parser position.
+    fn at(&mut self, m: Marker) -> usize {
+        self.pos.byte(m.index())
+    }
+
+    /// An error at a parser position, its line and column counted as every other message
+    /// counts them (lines end at `\n`), so it names the same place whatever the line ends.
+    fn error_at(&mut self, m: Marker, why: &str) -> Error {
+        let (line, column) = self.f.line_col(self.at(m));
+        Error::parse(&self.f.path, line, column, why)
+    }
+
+    fn refuse(&mut self, at: Span, why: &str) -> Error {
+        self.error_at(at.start, why)
     }
 
     /// Count `n` more nodes against the budget.
     fn spend(&mut self, n: usize, at: Span) -> Result<()> {
-        self.budget = self.budget.checked_sub(n).ok_or_else(|| {
-            self.refuse(
+        match self.budget.checked_sub(n) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(self.refuse(
                 at,
                 "aliases expand to more than a million nodes (a YAML alias bomb?): refused",
-            )
-        })?;
-        Ok(())
+            )),
+        }
     }
 
     /// Enter a collection, refusing nesting the recursion could not survive.
@@ -232,7 +242,7 @@ impl<'a> Builder<'a> {
             if let Event::MappingEnd = k.ev {
                 break;
             }
-            let (kl, kc) = (k.span.start.line(), k.span.start.col());
+            let kstart = k.span.start;
             let (key, n) = self.node(k)?;
             size += n;
             let key = match key {
@@ -242,10 +252,8 @@ impl<'a> Builder<'a> {
                 _ => String::from("<complex key>"),
             };
             if top.is_some() && key == "<<" {
-                return Err(Error::parse(
-                    &self.f.path,
-                    kl,
-                    kc + 1,
+                return Err(self.error_at(
+                    kstart,
                     "YAML merge keys (<<) at the top level are not supported: inline the merged keys",
                 ));
             }
@@ -255,18 +263,17 @@ impl<'a> Builder<'a> {
                 Event::Scalar(s, style, _, _) => Some((s.to_string(), *style)),
                 _ => None,
             };
-            // Positions are only needed for the one key that may be edited (computing them is
-            // a walk along the line).
+            // Byte positions are only needed for the one key that may be edited.
             let ours = top.is_some() && super::folds_to_field(&key);
-            let vstart = if ours {
-                self.f.offset_of(v.span.start.line(), v.span.start.col())
+            let (key_off, vstart) = if ours {
+                (self.at(kstart), self.at(v.span.start))
             } else {
-                0
+                (0, 0)
             };
             let (val, n) = self.node(v)?;
             size += n;
             if ours && let Some(entries) = top.as_deref_mut() {
-                let occ = self.occurrence(&key, kl, kc, vstart, is_scalar, raw_expected, &val)?;
+                let occ = self.occurrence(&key, key_off, vstart, is_scalar, raw_expected, &val)?;
                 entries.push(Entry {
                     key: key.clone(),
                     occ,
@@ -281,7 +288,8 @@ impl<'a> Builder<'a> {
                 continue;
             }
             if m.contains_key(&key) && self.duplicate.is_none() {
-                self.duplicate = Some((key.clone(), kl, kc + 1));
+                let (line, column) = self.f.line_col(self.at(kstart));
+                self.duplicate = Some((key.clone(), line, column));
             }
             m.insert(key, val);
         }
@@ -294,16 +302,11 @@ impl<'a> Builder<'a> {
         Ok((val, size))
     }
 
-    fn is_key(&self, key: &str, line: usize, col: usize) -> bool {
-        self.f.text[self.f.offset_of(line, col)..].starts_with(key)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn occurrence(
         &self,
         key: &str,
-        kl: usize,
-        kc: usize,
+        key_off: usize,
         vstart: usize,
         is_scalar: bool,
         raw: Option<(String, ScalarStyle)>,
@@ -320,44 +323,64 @@ impl<'a> Builder<'a> {
                 super::json::kind(other)
             )),
         };
-        let key_off = self.f.offset_of(kl, kc);
         let text = &self.f.text;
-        let (span, ok) = if is_scalar {
-            let (s, style) = raw.unwrap();
-            measure(text, vstart, &s, style)
-        } else {
-            (vstart..vstart, false)
+        let (line, column) = self.f.line_col(key_off);
+        let (span, ok) = match raw {
+            Some((s, style)) if is_scalar => measure(text, vstart, &s, style),
+            _ => (vstart..vstart, false),
         };
         // Only a value we measured exactly may be edited; otherwise report its position only.
-        if !ok && matches!(value, KeyValue::Bool(false)) && self.is_key(key, kl, kc) {
+        if !ok && matches!(value, KeyValue::Bool(false)) && text[key_off..].starts_with(key) {
             return Err(Error::parse(
                 &self.f.path,
-                kl,
-                kc + 1,
+                line,
+                column,
                 "this makeIPTablesUtilChains value is written in a form the planner cannot edit safely (multi-line or unusual scalar)",
             ));
         }
-        let line = self.f.line_range(key_off);
-        // The value may sit on a later line than its key: then the entry is not one line.
-        let removal = (kc == 0
-            && ok
-            && span.start >= line.start
-            && span.end <= line.end
-            && text[span.end..line.end]
-                .trim_start()
-                .trim_end()
-                .strip_prefix('#')
-                .map_or(text[span.end..line.end].trim().is_empty(), |_| true))
-        .then_some(line);
         Ok(KeyOcc {
             key: key.to_string(),
             value,
-            line: kl,
-            column: kc + 1,
+            line,
+            column,
+            removal: ok.then(|| yaml_line(text, key_off, span.clone())).flatten(),
             value_span: span,
-            removal,
         })
     }
+}
+
+/// The whole YAML line holding the entry `key_off..value.end`, break included, when the entry
+/// is all the line holds (a trailing comment aside).
+fn yaml_line(
+    text: &str,
+    key_off: usize,
+    value: std::ops::Range<usize>,
+) -> Option<std::ops::Range<usize>> {
+    let line = line_range(text, key_off);
+    let tail = text.get(value.end..line.end)?.trim();
+    (line.start == key_off && value.end <= line.end && (tail.is_empty() || tail.starts_with('#')))
+        .then_some(line)
+}
+
+/// The YAML line (its break included) holding byte `offset`. YAML breaks lines at `\n`,
+/// `\r\n` and a lone `\r` (YAML 1.2 §5.4, yaml.v2's `is_break`): a line cut only at `\n`
+/// could take other entries with it.
+pub(crate) fn line_range(text: &str, offset: usize) -> std::ops::Range<usize> {
+    let is_break = |c: char| c == '\n' || c == '\r';
+    let offset = offset.min(text.len());
+    let start = text.as_bytes()[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(0, |i| i + 1);
+    let brk = text[offset..]
+        .find(is_break)
+        .map_or(text.len(), |i| offset + i);
+    let end = if text[brk..].starts_with("\r\n") {
+        brk + 2
+    } else {
+        (brk + 1).min(text.len())
+    };
+    start..end
 }
 
 /// The byte extent of a scalar starting at `start` (after any anchor or tag), and whether the
@@ -411,8 +434,12 @@ pub(crate) fn measure(
                 j += 1;
             }
             let e = (j + 1).min(b.len());
-            let inner = &text[(s + 1).min(e)..j.min(b.len())];
-            (s..e, inner == expect)
+            // `get`: a position the loop stopped at need not be a character boundary when the
+            // text is not what the parser read.
+            let ok = matches!(q, b'"' | b'\'')
+                && text.get(s + 1..j) == Some(expect)
+                && text.is_char_boundary(e);
+            if ok { (s..e, true) } else { (s..s, false) }
         }
         _ => (s..s, false),
     }
@@ -608,6 +635,35 @@ y: *n
             .to_string();
         assert!(e.starts_with("/c.yaml:"), "{e}");
         assert!(e.contains("invalid YAML"), "{e}");
+    }
+
+    #[test]
+    fn lone_carriage_returns_and_multibyte_text_keep_positions_exact() {
+        // YAML breaks lines at a lone \r; our line table does not: positions go through the
+        // parser's character index, so they land on the value, and removal takes one YAML line.
+        let s = "é: \"ééé\"\rmakeIPTablesUtilChains: false # c\rport: 10250\r";
+        let (_, e) = p(s).unwrap();
+        let o = &e[0].occ;
+        assert_eq!(&s[o.value_span.clone()], "false");
+        assert_eq!(
+            &s[o.removal.clone().unwrap()],
+            "makeIPTablesUtilChains: false # c\r"
+        );
+        assert_eq!((o.line, o.column), (1, 10));
+        // The field report's input: a quoted "false" is a string the kubelet refuses.
+        let s = format!("é: \"{}\"\rmakeIPTablesUtilChains: \"false\"\r", "é".repeat(34));
+        let (_, e) = p(&s).unwrap();
+        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
+        assert_eq!(&s[e[0].occ.value_span.clone()], "\"false\"");
+        // \r\n is one break; a syntax error after multibyte text names a real column.
+        let s = "é: 1\r\nmakeIPTablesUtilChains: no\r\n";
+        let (_, e) = p(s).unwrap();
+        assert_eq!(
+            &s[e[0].occ.removal.clone().unwrap()],
+            "makeIPTablesUtilChains: no\r\n"
+        );
+        let err = p("é: ééé\rx: [1\r").err().unwrap().to_string();
+        assert!(err.starts_with("/c.yaml:1:"), "{err}");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Manifests as trees whose every node knows the byte where it starts, one per YAML document.
 //!
-//! saphyr-parser supplies events with (line, character column) positions; they are turned into
-//! byte offsets through the file's line table. A scalar's exact extent is measured from the
+//! saphyr-parser supplies events with character positions; they are turned into byte offsets
+//! through their character index (`text::CharOffsets`: YAML also breaks lines at a lone `\r`,
+//! so the parser's line and column do not fit the file's line table). A scalar's exact extent is measured from the
 //! source and checked against the parser's value (`config::yaml::measure`), so an edit lands
 //! only on bytes that are known to spell that value. JSON is read as the YAML it is.
 
 use crate::config::yaml::measure;
-use crate::text::SourceFile;
+use crate::text::{CharOffsets, SourceFile};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, StrInput};
 
 /// As deep as the config readers go.
@@ -98,6 +99,7 @@ pub struct Document {
 struct Builder<'a> {
     f: &'a SourceFile,
     parser: Parser<'a, StrInput<'a>>,
+    pos: CharOffsets<'a>,
     depth: usize,
 }
 
@@ -106,6 +108,7 @@ pub fn parse(f: &SourceFile) -> Result<Vec<Document>, String> {
     let mut b = Builder {
         f,
         parser: Parser::new_from_str(&f.text),
+        pos: CharOffsets::new(&f.text),
         depth: 0,
     };
     let mut docs = Vec::new();
@@ -114,7 +117,7 @@ pub fn parse(f: &SourceFile) -> Result<Vec<Document>, String> {
         let (ev, span) = b.next()?;
         match ev {
             Event::StreamEnd => break,
-            Event::DocumentStart(_) => line = span.start.line().max(1),
+            Event::DocumentStart(_) => line = f.line_col(b.pos.byte(span.start.index())).0,
             Event::Scalar(..)
             | Event::SequenceStart(..)
             | Event::MappingStart(..)
@@ -132,18 +135,19 @@ impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), String> {
         match self.parser.next_event() {
             Some(Ok(e)) => Ok(e),
-            Some(Err(e)) => Err(format!(
-                "line {}, column {}: invalid YAML: {}",
-                e.marker().line(),
-                e.marker().col() + 1,
-                e.info()
-            )),
+            Some(Err(e)) => {
+                let (line, column) = self.f.line_col(self.pos.byte(e.marker().index()));
+                Err(format!(
+                    "line {line}, column {column}: invalid YAML: {}",
+                    e.info()
+                ))
+            }
             None => Err("invalid YAML: unexpected end of events".into()),
         }
     }
 
-    fn offset(&self, span: Span) -> usize {
-        self.f.offset_of(span.start.line().max(1), span.start.col())
+    fn offset(&mut self, span: Span) -> usize {
+        self.pos.byte(span.start.index())
     }
 
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node, String> {
@@ -187,10 +191,8 @@ impl<'a> Builder<'a> {
     fn enter(&mut self, span: Span) -> Result<(), String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!(
-                "line {}: nesting deeper than {MAX_DEPTH} levels",
-                span.start.line()
-            ));
+            let line = self.f.line_col(self.offset(span)).0;
+            return Err(format!("line {line}: nesting deeper than {MAX_DEPTH} levels"));
         }
         Ok(())
     }

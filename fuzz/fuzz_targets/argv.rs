@@ -1,0 +1,7 @@
+//! Fuzz target `argv`: the property is `checks::argv` (shared with tests/fuzz_corpus.rs).
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::argv(data));

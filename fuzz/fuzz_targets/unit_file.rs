@@ -1,0 +1,7 @@
+//! Fuzz target `unit_file`: the property is `checks::unit_file` (shared with tests/fuzz_corpus.rs).
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::unit_file(data));
