@@ -54,7 +54,11 @@ fn plan_and_prove(tree_name: &str, overlay: HashMap<String, Arc<str>>) {
     let Ok((_, report, plan)) = flow::evaluate(&base.with_overlay(overlay.clone()), &eval) else {
         return; // a refusal naming the place: what bad input should get
     };
-    let _ = (report.to_text(false), report.to_json(), report.refusal_line());
+    let _ = (
+        report.to_text(false),
+        report.to_json(),
+        report.refusal_line(),
+    );
     if plan.changes.is_empty() {
         return;
     }
@@ -197,7 +201,10 @@ pub fn backup_manifest(data: &[u8]) {
     let dir = "/var/lib/kubelet-remediate/backups";
     let _ = txn::list(&fs, dir);
     let _ = txn::rollback(&fs, dir, ID, true);
-    assert_eq!(std::fs::read_to_string(host.join("kubelet")).unwrap(), "host\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("kubelet")).unwrap(),
+        "host\n"
+    );
     assert_eq!(std::fs::read_dir(&host).unwrap().count(), 1);
 }
 
@@ -237,7 +244,10 @@ pub fn scan(data: &[u8]) {
     scan::write_fixes(&found).unwrap();
     let again = scan::scan(&paths).unwrap();
     let left: Vec<_> = again.findings().filter(|f| f.diff.is_some()).collect();
-    assert!(left.is_empty(), "fixable findings left after --fix: {left:?}");
+    assert!(
+        left.is_empty(),
+        "fixable findings left after --fix: {left:?}"
+    );
 }
 
 /// A throwaway directory, in memory where the machine has one.

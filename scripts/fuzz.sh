@@ -19,7 +19,7 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
   exit 0
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-  cargo install -q --locked cargo-fuzz@0.13.1
+  cargo install -q --locked cargo-fuzz@0.13.2
 fi
 
 targets=("$@")
@@ -79,6 +79,13 @@ for m in "$tmp"/root/var/lib/kubelet-remediate/backups/*/manifest.json; do
   # The target restores the set named 20261207T000000Z-1.
   sed -E 's/"id": *"[^"]*"/"id": "20261207T000000Z-1"/' "$m" >"$work/backup_manifest/seed-1"
 done
+
+# Build every target first: a build error is not a crash.
+if ! (cd fuzz && cargo +nightly fuzz build -s none -a) >"$tmp/build.log" 2>&1; then
+  tail -40 "$tmp/build.log" >&2
+  echo "fuzz: the fuzz targets do not build" >&2
+  exit 1
+fi
 
 for t in "${targets[@]}"; do
   mkdir -p "$work/$t"

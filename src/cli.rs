@@ -1,7 +1,7 @@
 //! The command line: parse, run the pipeline, print, and choose the exit status.
 
-use crate::flow::{self, Preview, Ui};
-use crate::outcome::{Node, Outcome, Record, Verdict};
+use crate::flow::{self, Preview, Stop, Ui};
+use crate::outcome::{Location, Node, Outcome, Record, Verdict};
 use crate::plan::{self, Strategy};
 use crate::txn;
 use anyhow::bail;
@@ -20,53 +20,99 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// The node's name in the JSON record (default: $NODE_NAME, $SYSTEM_UPGRADE_NODE_NAME, or
-    /// the node's /etc/hostname inside --root).
-    #[arg(long, global = true, value_name = "NAME")]
-    pub node_name: Option<String>,
-    /// Print only errors (the exit status and the JSON record still tell the result).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Also print the node, the record's timings and every warning on stderr.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
 }
 
-/// The exit statuses, shown under `--help` (and in the README).
+/// The exit statuses of the node commands (plan, apply, rollback, verify), shown under `--help`
+/// and in the README and the man pages.
 pub const EXIT_STATUS: &str = "Exit status:
-  0   compliant (nothing to change, or fixed and verified)
-  1   error or refusal: unreadable or malformed input, settings the kubelet would refuse to
-      start with (one line on stderr names file:line:column), a failed and rolled-back apply
-  2   not compliant: changes proposed (plan), or a restart still needed
-  3   the platform manages these files (OpenShift, Bottlerocket): apply the advice
-  64  command-line usage error
+  0    compliant (nothing to change, or fixed and verified)
+  1    error or refusal: unreadable or malformed input, settings the kubelet would refuse
+       to start with (one line on stderr names file:line:column), a failed and rolled-back
+       apply, a question answered no (or Ctrl-D)
+  2    not compliant: changes proposed (plan), or a restart still needed
+  3    the platform manages these files (OpenShift, Bottlerocket): apply the advice
+  64   command-line usage error
+  130  interrupted at a question (Ctrl-C): nothing was changed
 With --output json, plan, apply, rollback and verify print one record (docs/report.schema.json)
 whatever happens, errors included.";
+
+/// `verify`'s exit statuses.
+pub const VERIFY_EXIT_STATUS: &str = "Exit status:
+  0    every source says makeIPTablesUtilChains is true
+  1    a source could not be read (see the checks), or no running kubelet was found
+  2    a source says false (the running kubelet, configz, or the files the next start reads)
+  64   command-line usage error";
+
+/// `scan`'s exit statuses.
+pub const SCAN_EXIT_STATUS: &str = "Exit status:
+  0    no finding (or none left after --fix)
+  1    a path cannot be read
+  2    findings remain (a false, or a skipped file that looks like it sets one; also when
+       --fix was not confirmed)
+  64   command-line usage error (a path that is neither a file nor a directory)
+  130  interrupted at the --fix question (Ctrl-C): nothing was changed";
+
+/// `summarize`'s exit statuses.
+pub const SUMMARIZE_EXIT_STATUS: &str = "Exit status:
+  0    every node is compliant (or was fixed)
+  1    an input could not be read as records (listed), or no record was found
+  2    a node is not compliant, or a node --expect-nodes names has no record
+  64   command-line usage error";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compute the effective value and propose the minimal fix as a unified diff (writes nothing).
+    #[command(after_help = EXIT_STATUS)]
     Plan(PlanArgs),
-    /// Apply the fix: show it, confirm, back up, write atomically, verify.
+    /// Apply the fix: show it, confirm, back up, write atomically, restart, verify.
+    #[command(after_help = EXIT_STATUS)]
     Apply(ApplyArgs),
     /// Restore the files of one apply from its backups.
+    #[command(after_help = EXIT_STATUS)]
     Rollback(RollbackArgs),
     /// Check the running kubelet (and, with --configz, its own merged configuration).
+    #[command(after_help = VERIFY_EXIT_STATUS)]
     Verify(VerifyArgs),
     /// Find (and with --fix, fix) every false in a repository's manifests.
+    #[command(after_help = SCAN_EXIT_STATUS)]
     Scan(ScanArgs),
-    /// Read many nodes' JSON records and print the fleet's table (or JUnit).
+    /// Read many nodes' JSON records and print the fleet's table, JSON or JUnit.
+    #[command(after_help = SUMMARIZE_EXIT_STATUS)]
     Summarize(SummarizeArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
-    /// Print the man page (roff).
+    /// Write the man pages (roff): kubelet-remediate(8) and one per subcommand.
     #[command(hide = true)]
-    Man,
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write every page into DIR (kubelet-remediate.8, kubelet-remediate-plan.8, ...);
+    /// without it, print kubelet-remediate(8) alone.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// What the node commands' record and messages say (`plan`, `apply`, `rollback`, `verify`).
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The node's name in the JSON record (default: $NODE_NAME, $SYSTEM_UPGRADE_NODE_NAME, or
+    /// the node's /etc/hostname inside --root).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Print only errors (the exit status and the JSON record still tell the result).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print the node, the record's timings and every warning on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SummaryOutput {
     Text,
+    Json,
     Junit,
 }
 
@@ -76,8 +122,15 @@ pub struct SummarizeArgs {
     /// them; `-` or nothing reads standard input.
     #[arg(value_name = "FILE|DIR")]
     pub paths: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: SummaryOutput,
+    /// The nodes that must have a record, one name a line: any without one is `missing`
+    /// and fails the gate (exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub expect_nodes: Option<PathBuf>,
+    /// Print nothing but unreadable inputs (the exit status is the gate).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,7 +152,7 @@ pub struct ScanArgs {
     /// Files or directories (recursive) of YAML and JSON manifests.
     #[arg(value_name = "PATH", default_value = ".")]
     pub paths: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: ScanOutput,
     /// Rewrite each file in place with the minimal edit (asks first, unless --yes).
     #[arg(long)]
@@ -144,12 +197,15 @@ pub struct EvalArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct OutputArgs {
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
     /// Colour the text output (auto: when stdout is a terminal and NO_COLOR is unset).
     #[arg(long, value_enum, default_value = "auto")]
     pub color: Color,
 }
+
+/// `plan --every`'s floor: an audit loop more often than this only loads the node.
+pub const MIN_EVERY_SECS: u64 = 10;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -159,12 +215,16 @@ pub struct PlanArgs {
     pub eval: EvalArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// Also save the plan (every edit and the sha256 of each file) for `apply --plan`.
     #[arg(long = "out", value_name = "FILE")]
     pub save: Option<PathBuf>,
-    /// Audit forever: plan again every SECS seconds, one record per line with --output json
-    /// (the audit DaemonSet's mode).
-    #[arg(long, value_name = "SECS", conflicts_with = "save")]
+    /// Audit forever: plan again every SECS seconds (at least 10), one record per line with
+    /// --output json, a timestamped separator before each text report (the audit DaemonSet's
+    /// mode).
+    #[arg(long, value_name = "SECS", conflicts_with = "save",
+          value_parser = clap::value_parser!(u64).range(MIN_EVERY_SECS..))]
     pub every: Option<u64>,
 }
 
@@ -176,12 +236,15 @@ pub struct ApplyArgs {
     pub eval: EvalArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// Apply without asking.
     #[arg(long)]
     pub yes: bool,
     #[command(flatten)]
     pub restart: RestartArgs,
-    /// Apply exactly this saved plan (refused if any of its files changed since).
+    /// Apply exactly this saved plan (refused if any of its files changed since, or if it was
+    /// made for another node or root).
     #[arg(long, value_name = "FILE", conflicts_with = "strategy")]
     pub plan: Option<PathBuf>,
     /// Where backup sets go, inside the root.
@@ -192,7 +255,8 @@ pub struct ApplyArgs {
 /// How `apply` and `rollback` restart the kubelet after writing.
 #[derive(Debug, clap::Args)]
 pub struct RestartArgs {
-    /// Write the files only; restart the kubelet yourself.
+    /// Write the files only; restart the kubelet yourself (until a restart is seen, later runs
+    /// report restart-needed).
     #[arg(long)]
     pub no_restart: bool,
     /// How long the restarted kubelet must stay active, with the same main PID, to count.
@@ -223,6 +287,8 @@ impl RestartArgs {
 pub struct RollbackArgs {
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// List the backup sets.
     #[arg(long, conflicts_with_all = ["last", "id"])]
     pub list: bool,
@@ -237,11 +303,15 @@ pub struct RollbackArgs {
     /// Restore files even if they changed after that apply.
     #[arg(long)]
     pub force: bool,
+    /// Do not read the restarted kubelet back from /proc.
+    #[arg(long)]
+    pub offline: bool,
     #[command(flatten)]
     pub restart: RestartArgs,
+    /// Where the backup sets are, inside the root (as given to apply).
     #[arg(long, value_name = "DIR", default_value = txn::DEFAULT_BACKUP_DIR)]
     pub backup_dir: String,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
 }
 
@@ -249,9 +319,14 @@ pub struct RollbackArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// The kubelet's systemd unit (default: kubelet.service, else a k3s/rke2 unit).
     #[arg(long, value_name = "NAME")]
     pub unit: Option<String>,
+    /// Ask neither systemd nor /proc: check the files, and the kubelet through --configz.
+    #[arg(long)]
+    pub offline: bool,
     /// systemd's D-Bus address, for the kubelet's MainPID (default: the node's private socket,
     /// then its system bus; without systemd, a /proc scan).
     #[arg(long, value_name = "ADDR")]
@@ -259,22 +334,17 @@ pub struct VerifyArgs {
     /// The kubelet's configz endpoint, e.g. http://127.0.0.1:8001/api/v1/nodes/NAME/proxy/configz
     #[arg(long, value_name = "URL")]
     pub configz: Option<String>,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
 }
 
 /// Run a parsed command line; the result is the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    let say = Say {
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
-    let name = cli.node_name.as_deref();
     match &cli.command {
-        Command::Plan(a) => Ok(run_plan(a, name, say)),
-        Command::Apply(a) => Ok(run_apply(a, name, say)),
-        Command::Rollback(a) => Ok(run_rollback(a, name, say)),
-        Command::Verify(a) => Ok(run_verify(a, name, say)),
+        Command::Plan(a) => Ok(run_plan(a)),
+        Command::Apply(a) => Ok(run_apply(a)),
+        Command::Rollback(a) => Ok(run_rollback(a)),
+        Command::Verify(a) => Ok(run_verify(a)),
         Command::Scan(a) => run_scan(a),
         Command::Summarize(a) => run_summarize(a),
         Command::Completions(a) => {
@@ -287,16 +357,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            // Section 8: it administers the node (as systemctl(1) does not, kubeadm(8) does).
-            match clap_mangen::Man::new(cmd)
-                .section("8")
-                .render(&mut std::io::stdout())
-            {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-                _ => Ok(0),
-            }
+        Command::Man(a) => {
+            crate::manpage::run(<Cli as clap::CommandFactory>::command(), a.dir.as_deref())
+                .map(|_| 0)
         }
     }
 }
@@ -306,6 +369,33 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
 struct Say {
     quiet: bool,
     verbose: bool,
+}
+
+impl RecordArgs {
+    fn say(&self) -> Say {
+        Say {
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
+}
+
+/// One line for stderr, the same shape for every kind of message: `kubelet-remediate:
+/// PATH:LINE:COL: KIND: message` when the input at fault is known, else `kubelet-remediate:
+/// KIND: message`.
+pub fn message_line(kind: &str, location: Option<&Location>, message: &str) -> String {
+    match location {
+        Some(l) => {
+            let at = format!("{}:{}:{}", l.path, l.line, l.column);
+            // Messages from the readers start with their own location: said once.
+            let bare = message
+                .strip_prefix(&at)
+                .and_then(|m| m.strip_prefix(": "))
+                .unwrap_or(message);
+            format!("kubelet-remediate: {at}: {kind}: {bare}")
+        }
+        None => format!("kubelet-remediate: {kind}: {message}"),
+    }
 }
 
 fn lock_timeout() -> Duration {
@@ -337,13 +427,13 @@ fn node_record(
     root: &std::path::Path,
     name: Option<&str>,
     command: &'static str,
-    body: impl FnOnce(&crate::root::NodeFs) -> Outcome,
+    body: impl FnOnce(&crate::root::NodeFs, &Node) -> Outcome,
 ) -> Record {
     let started = std::time::SystemTime::now();
     match flow::open_root(root) {
         Ok(fs) => {
             let node = Node::identify(name, &fs);
-            let outcome = body(&fs);
+            let outcome = body(&fs, &node);
             Record::new(node, command, started, outcome)
         }
         Err(stop) => {
@@ -366,16 +456,26 @@ fn finish(r: &Record, json: bool, say: Say) -> i32 {
     }
     if !say.quiet {
         for w in &o.warnings {
-            eprintln!("kubelet-remediate: warning: {w}");
+            eprintln!("{}", message_line("warning", None, w));
         }
     }
     if let Some(e) = &o.error {
+        let kind = if o.result == Verdict::Refused {
+            "refused"
+        } else {
+            "error"
+        };
         let tail = if e.files_changed {
             ""
         } else {
             "; nothing was changed"
         };
-        eprintln!("kubelet-remediate: error: {}{tail}", e.message);
+        let text = if o.exit_code == flow::INTERRUPTED {
+            "interrupted at the question"
+        } else {
+            &e.message
+        };
+        eprintln!("{}{tail}", message_line(kind, e.location.as_ref(), text));
     }
     if say.verbose {
         let t = &o.timings;
@@ -397,40 +497,51 @@ fn finish(r: &Record, json: bool, say: Say) -> i32 {
     o.exit_code
 }
 
-fn run_plan(a: &PlanArgs, name: Option<&str>, say: Say) -> i32 {
+fn run_plan(a: &PlanArgs) -> i32 {
     let json = a.out.output == Output::Json;
+    let say = a.record.say();
     let once = || {
-        node_record(&a.node.root, name, "plan", |fs| {
-            flow::plan(fs, &eval(&a.eval), a.save.as_deref())
-        })
+        node_record(
+            &a.node.root,
+            a.record.node_name.as_deref(),
+            "plan",
+            |fs, node| flow::plan(fs, &eval(&a.eval), a.save.as_deref(), node.name.as_deref()),
+        )
     };
     let Some(secs) = a.every else {
         let r = once();
         print_report(&r, json, color(&a.out), say);
         return finish(&r, json, say);
     };
-    // The audit DaemonSet's loop: one compact record per line, so `kubectl logs` is JSON lines.
+    // The audit DaemonSet's loop: one compact record per line, so `kubectl logs` is JSON lines;
+    // in text, each report under a line saying when it was made.
     loop {
         let r = once();
         if json {
             println!("{}", serde_json::to_string(&r).expect("record serializes"));
         } else {
+            if !say.quiet {
+                println!(
+                    "==== {} plan {} ({}, exit {}) ====",
+                    r.finished_at,
+                    r.node.root,
+                    r.outcome.result.name(),
+                    r.outcome.exit_code
+                );
+            }
             print_report(&r, false, color(&a.out), say);
         }
-        std::thread::sleep(Duration::from_secs(secs.max(1)));
+        std::thread::sleep(Duration::from_secs(secs.max(MIN_EVERY_SECS)));
     }
 }
 
-/// `plan`'s text: the report, and the refusal's location on stderr.
+/// `plan`'s text report.
 fn print_report(r: &Record, json: bool, color: bool, say: Say) {
     let Some(report) = &r.outcome.report else {
         return;
     };
     if !json && !say.quiet {
         print!("{}", report.to_text(color));
-    }
-    if let Some(line) = report.refusal_line() {
-        eprintln!("kubelet-remediate: {line}");
     }
 }
 
@@ -479,7 +590,7 @@ impl Terminal {
 }
 
 impl Ui for Terminal {
-    fn confirm(&mut self, question: &str, p: Preview<'_>) -> Result<bool, String> {
+    fn confirm(&mut self, question: &str, p: Preview<'_>) -> Result<bool, Stop> {
         let text = self.preview(&p);
         if !self.json && !self.quiet {
             print!("{text}");
@@ -489,20 +600,17 @@ impl Ui for Terminal {
             return Ok(true);
         }
         if !std::io::stdin().is_terminal() {
-            return Err(
-                "standard input is not a terminal, so there is no one to confirm: pass --yes to proceed unattended"
-                    .into(),
-            );
+            return Err(Stop::Before(NO_TERMINAL.into()));
         }
         if self.json || self.quiet {
             // Never ask blind: what would be written goes to stderr first.
             eprint!("{text}");
         }
-        Ok(dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact_on(&dialoguer::console::Term::stderr())
-            .unwrap_or(false))
+        match ask(question) {
+            Answer::Yes => Ok(true),
+            Answer::No => Ok(false),
+            Answer::Interrupted => Err(Stop::Interrupted),
+        }
     }
 
     fn progress(&mut self, spent: Duration) {
@@ -516,17 +624,46 @@ impl Ui for Terminal {
     }
 }
 
-/// `--root` as an undo hint needs it (the default `/` does not).
-fn root_flag(root: &std::path::Path) -> String {
-    if root == std::path::Path::new("/") {
-        String::new()
-    } else {
-        format!("--root {} ", root.display())
-    }
+const NO_TERMINAL: &str = "standard input is not a terminal, so there is no one to confirm: pass --yes to proceed unattended";
+
+/// What the person at the terminal said.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    Interrupted,
 }
 
-fn run_apply(a: &ApplyArgs, name: Option<&str>, say: Say) -> i32 {
+/// Ask a yes/no question on the terminal, default no. `y` is yes; `n`, Enter, Escape, Ctrl-D
+/// and the end of input are no; Ctrl-C is `Interrupted`. The keys are read raw, one at a time
+/// (dialoguer's console), but the cursor is never hidden, so nothing is left to restore
+/// whatever ends the question (dialoguer's own Confirm hid it and, on Ctrl-C, raised SIGINT
+/// with it hidden; and it ignored Ctrl-D).
+fn ask(question: &str) -> Answer {
+    use dialoguer::console::{Key, Term};
+    let term = Term::stderr();
+    let _ = term.write_str(&format!("{question} [y/N] "));
+    let answer = loop {
+        match term.read_key_raw() {
+            Ok(Key::Char('y' | 'Y')) => break Answer::Yes,
+            Ok(Key::Char('n' | 'N' | '\u{4}') | Key::Enter | Key::Escape) => break Answer::No,
+            Ok(Key::CtrlC) => break Answer::Interrupted,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break Answer::Interrupted,
+            Err(_) => break Answer::No, // end of input, or the terminal went away
+            Ok(_) => continue,
+        }
+    };
+    let _ = term.write_line(match answer {
+        Answer::Yes => "yes",
+        Answer::No => "no",
+        Answer::Interrupted => "^C",
+    });
+    answer
+}
+
+fn run_apply(a: &ApplyArgs) -> i32 {
     let json = a.out.output == Output::Json;
+    let say = a.record.say();
     let mut ui = Terminal {
         yes: a.yes,
         json,
@@ -535,34 +672,37 @@ fn run_apply(a: &ApplyArgs, name: Option<&str>, say: Say) -> i32 {
         settle: a.restart.settle,
         shown: false,
     };
-    let opts = flow::ApplyOptions {
-        eval: eval(&a.eval),
-        restart: a.restart.flow(),
-        saved_plan: a.plan.clone(),
-        backup_dir: a.backup_dir.clone(),
-        lock_timeout: lock_timeout(),
-    };
-    let r = node_record(&a.node.root, name, "apply", |fs| {
-        flow::apply(fs, &opts, &mut ui)
-    });
+    let r = node_record(
+        &a.node.root,
+        a.record.node_name.as_deref(),
+        "apply",
+        |fs, node| {
+            let opts = flow::ApplyOptions {
+                eval: eval(&a.eval),
+                restart: a.restart.flow(),
+                saved_plan: a.plan.clone(),
+                node: node.name.clone(),
+                backup_dir: a.backup_dir.clone(),
+                lock_timeout: lock_timeout(),
+            };
+            flow::apply(fs, &opts, &mut ui)
+        },
+    );
     if !json && !say.quiet {
-        print_apply(&r, &a.node.root, ui.shown, ui.color);
-    }
-    if let Some(line) = r.outcome.report.as_ref().and_then(|p| p.refusal_line()) {
-        eprintln!(
-            "kubelet-remediate: {line}; nothing is applied automatically, nothing was changed"
-        );
+        print_apply(&r, &a.node.root, &a.backup_dir, ui.shown, ui.color);
     }
     finish(&r, json, say)
 }
 
-fn print_apply(r: &Record, root: &std::path::Path, shown: bool, color: bool) {
+fn print_apply(r: &Record, root: &std::path::Path, backup_dir: &str, shown: bool, color: bool) {
     let o = &r.outcome;
     if o.result == Verdict::Compliant {
         println!("nothing to do: makeIPTablesUtilChains is already true");
         return;
     }
-    if let (Some(report), false) = (&o.report, shown) {
+    // Before a write the report is what there is to show; after a successful one it describes
+    // the node as it was, so only what changed is shown.
+    if let (Some(report), false, false) = (&o.report, shown, o.applied.is_some()) {
         print!("{}", report.to_text(color));
     }
     match (o.result, &o.applied, &o.restart) {
@@ -577,12 +717,16 @@ fn print_apply(r: &Record, root: &std::path::Path, shown: bool, color: bool) {
             rs.command
         ),
         (_, Some(ap), rs) => {
+            if !shown && let Some(report) = &o.report {
+                for c in &report.changes {
+                    print!("{}", c.diff);
+                }
+            }
             println!("\napplied: {}", ap.files.join(", "));
             println!(
-                "backup:  {} (undo: kubelet-remediate rollback {}{})",
+                "backup:  {} (undo: {})",
                 ap.backup_dir,
-                root_flag(root),
-                ap.backup_id
+                flow::rollback_command(root, backup_dir, &ap.backup_id)
             );
             match rs {
                 Some(rs) if o.result == Verdict::Changed && rs.done => {
@@ -596,30 +740,46 @@ fn print_apply(r: &Record, root: &std::path::Path, shown: bool, color: bool) {
                             ""
                         },
                         res.map_or(0, |x| x.main_pid)
-                    )
+                    );
+                    println!("verdict: COMPLIANT (files and the restarted kubelet)");
                 }
-                Some(rs) if !rs.done => println!("now run: {}", rs.command),
+                Some(rs) if !rs.done && o.error.is_none() => {
+                    println!("verdict: files COMPLIANT; the running kubelet needs a restart");
+                    println!("now run: {}", rs.command);
+                }
+                _ if o.result == Verdict::Changed => {
+                    println!("verdict: COMPLIANT (files; no kubelet is running)")
+                }
                 _ => {}
             }
         }
-        (Verdict::Changed, None, Some(rs)) => println!(
-            "\nrestarted {}: pid {} runs with makeIPTablesUtilChains true",
-            rs.unit,
-            rs.result.as_ref().map_or(0, |x| x.main_pid)
-        ),
+        (Verdict::Changed, None, Some(rs)) => {
+            println!(
+                "\nrestarted {}: pid {} runs with makeIPTablesUtilChains true",
+                rs.unit,
+                rs.result.as_ref().map_or(0, |x| x.main_pid)
+            );
+            println!("verdict: COMPLIANT (files and the restarted kubelet)");
+        }
         _ => {}
     }
 }
 
-fn run_rollback(a: &RollbackArgs, name: Option<&str>, say: Say) -> i32 {
+fn run_rollback(a: &RollbackArgs) -> i32 {
     let json = a.output == Output::Json;
+    let say = a.record.say();
     let which = match (&a.id, a.last, a.list) {
         (_, _, true) => flow::Which::List,
         (Some(id), _, _) => flow::Which::Id(id.clone()),
         (None, true, _) => flow::Which::Last,
         (None, false, false) => {
             eprintln!(
-                "kubelet-remediate: error: name a backup set, or pass --last or --list; nothing was changed"
+                "{}",
+                message_line(
+                    "error",
+                    None,
+                    "name a backup set, or pass --last or --list; nothing was changed"
+                )
             );
             return 64;
         }
@@ -638,10 +798,14 @@ fn run_rollback(a: &RollbackArgs, name: Option<&str>, say: Say) -> i32 {
         backup_dir: a.backup_dir.clone(),
         restart: a.restart.flow(),
         lock_timeout: lock_timeout(),
+        offline: a.offline,
     };
-    let r = node_record(&a.node.root, name, "rollback", |fs| {
-        flow::rollback(fs, &opts, &mut ui)
-    });
+    let r = node_record(
+        &a.node.root,
+        a.record.node_name.as_deref(),
+        "rollback",
+        |fs, _| flow::rollback(fs, &opts, &mut ui),
+    );
     if !json && !say.quiet {
         print_rollback(&r, &a.backup_dir);
     }
@@ -687,14 +851,21 @@ fn print_rollback(r: &Record, backup_dir: &str) {
     }
 }
 
-fn run_verify(a: &VerifyArgs, name: Option<&str>, say: Say) -> i32 {
+fn run_verify(a: &VerifyArgs) -> i32 {
     let json = a.output == Output::Json;
+    let say = a.record.say();
     let opts = flow::VerifyOptions {
         unit: a.unit.clone(),
+        offline: a.offline,
         dbus_address: a.dbus_address.clone(),
         configz: a.configz.clone(),
     };
-    let r = node_record(&a.node.root, name, "verify", |fs| flow::verify(fs, &opts));
+    let r = node_record(
+        &a.node.root,
+        a.record.node_name.as_deref(),
+        "verify",
+        |fs, _| flow::verify(fs, &opts),
+    );
     if !json && !say.quiet {
         for c in r.outcome.checks.iter().flatten() {
             let v = c.value.map_or("error".to_string(), |b| b.to_string());
@@ -715,41 +886,55 @@ fn run_verify(a: &VerifyArgs, name: Option<&str>, say: Say) -> i32 {
     finish(&r, json, say)
 }
 
-/// Ask on the terminal, or refuse without one (`scan --fix`).
-fn confirm(yes: bool, prompt: &str) -> anyhow::Result<bool> {
-    if yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "standard input is not a terminal, so there is no one to confirm: pass --yes to proceed unattended"
-        );
-    }
-    Ok(dialoguer::Confirm::new()
-        .with_prompt(prompt)
-        .default(false)
-        .interact()
-        .unwrap_or(false))
-}
-
-/// `summarize`: 0 when every node is compliant (or was fixed), 2 when any is not, 1 when a
-/// record cannot be read.
+/// `summarize`: the gate is `Fleet::exit_code` (0 all compliant, 2 a node is not or is
+/// missing, 1 an input could not be read).
 pub fn run_summarize(a: &SummarizeArgs) -> anyhow::Result<i32> {
     use crate::summary;
-    let fleet = summary::read(&a.paths)?;
-    print!(
-        "{}",
-        match a.output {
-            SummaryOutput::Text => summary::text(&fleet),
-            SummaryOutput::Junit => summary::junit(&fleet),
-        }
-    );
-    Ok(if fleet.all_compliant() { 0 } else { 2 })
+    use anyhow::Context;
+    let mut fleet = summary::read(&a.paths)?;
+    if let Some(p) = &a.expect_nodes {
+        let names = std::fs::read_to_string(p)
+            .with_context(|| format!("--expect-nodes {}", p.display()))?;
+        fleet.expect(&names);
+    }
+    for u in &fleet.unreadable {
+        let location = u.line.map(|line| Location {
+            path: u.path.clone(),
+            line,
+            column: 1,
+        });
+        let text = match u.line {
+            Some(_) => u.reason.clone(),
+            None => format!("{}: {}", u.path, u.reason),
+        };
+        eprintln!("{}", message_line("error", location.as_ref(), &text));
+    }
+    if fleet.nodes.is_empty() && fleet.unreadable.is_empty() && fleet.missing.is_empty() {
+        eprintln!("{}", message_line("error", None, "no records found"));
+    }
+    if !a.quiet {
+        print!(
+            "{}",
+            match a.output {
+                SummaryOutput::Text => summary::text(&fleet),
+                SummaryOutput::Json => summary::json(&fleet),
+                SummaryOutput::Junit => summary::junit(&fleet),
+            }
+        );
+    }
+    Ok(fleet.exit_code())
 }
+
 /// `scan`: 0 when nothing (or nothing after --fix) is false, 2 when findings remain.
 pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
     use crate::scan::{self, output};
-    let mut found = scan::scan(&a.paths)?;
+    let mut found = match scan::scan(&a.paths) {
+        Err(e @ scan::ScanError::NotScannable(_)) => {
+            eprintln!("{}", message_line("error", None, &e.to_string()));
+            return Ok(64);
+        }
+        r => r?,
+    };
     let render = |s: &scan::Scan| match a.output {
         ScanOutput::Text => output::text(s),
         ScanOutput::Json => output::json(s),
@@ -761,8 +946,27 @@ pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
         if a.output == ScanOutput::Text {
             print!("{}", render(&found));
         }
-        if !confirm(a.yes, "Rewrite these files in place?")? {
-            eprintln!("kubelet-remediate: nothing was changed");
+        let yes = a.yes || {
+            if !std::io::stdin().is_terminal() {
+                bail!(NO_TERMINAL);
+            }
+            match ask("Rewrite these files in place?") {
+                Answer::Yes => true,
+                Answer::No => false,
+                Answer::Interrupted => {
+                    eprintln!(
+                        "{}",
+                        message_line("error", None, "interrupted; nothing was changed")
+                    );
+                    return Ok(flow::INTERRUPTED);
+                }
+            }
+        };
+        if !yes {
+            eprintln!(
+                "{}",
+                message_line("error", None, "not fixed; nothing was changed")
+            );
             return Ok(2);
         }
         let written = scan::write_fixes(&found)?;
@@ -773,15 +977,11 @@ pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
         }
         // What is left is judged again from the files as written.
         found = scan::scan(&a.paths)?;
-        if a.output != ScanOutput::Text || found.findings().next().is_some() {
+        if a.output != ScanOutput::Text || found.blocks() {
             print!("{}", render(&found));
         }
     } else {
         print!("{}", render(&found));
     }
-    Ok(if found.findings().next().is_some() {
-        2
-    } else {
-        0
-    })
+    Ok(if found.blocks() { 2 } else { 0 })
 }

@@ -54,6 +54,8 @@ pub struct Running {
     /// Config files modified after the process started: what it loaded is no longer on disk,
     /// so its value cannot be read back from the files.
     pub changed_since_start: Vec<String>,
+    /// The latest time the process can have started (from /proc/PID/stat), when readable.
+    pub started: Option<std::time::SystemTime>,
 }
 
 /// Everything read from the node.
@@ -67,7 +69,30 @@ pub struct Evidence {
     pub cmdline: Cmdline,
     pub configs: Configs,
     pub running: Option<Running>,
+    /// Whether `/proc` was left unread (`--offline`): then `running` is unknown, not absent.
+    pub offline: bool,
+    /// The pending-restart marker an earlier `--no-restart` write left (`state.rs`).
+    pub pending: Option<std::result::Result<crate::state::Pending, String>>,
     pub notes: Vec<String>,
+}
+
+impl Evidence {
+    /// A restart the marker says is owed and nothing shows was made: no kubelet was seen (with
+    /// `/proc` unread), or the one running started before the write.
+    pub fn restart_owed(&self) -> Option<&str> {
+        let p = self.pending.as_ref()?;
+        let written = p.as_ref().ok().map(|p| p.written());
+        let owed = match (&self.running, written) {
+            (_, None) => true,
+            (None, _) => self.offline,
+            (Some(r), Some(w)) => r.started.is_none_or(|s| s <= w),
+        };
+        let at = match p {
+            Ok(p) => p.written_at.as_str(),
+            Err(why) => why.as_str(),
+        };
+        owed.then_some(at)
+    }
 }
 
 impl Evidence {
@@ -82,7 +107,15 @@ pub fn gather(fs: &NodeFs, opts: &Options) -> Result<Evidence> {
         Some(u) => format!("{u}.service"),
         None => platform::detect_unit(fs)?,
     };
-    gather_with_layout(fs, opts, lookup::find(fs, &unit)?)
+    let layout = lookup::find(fs, &unit).map_err(|e| match e {
+        // The default name was not the operator's choice: the message says what was tried.
+        Error::NoUnit(mut n) if opts.unit.is_none() => {
+            n.also = k3s::UNITS.iter().map(|(u, _)| u.to_string()).collect();
+            Error::NoUnit(n)
+        }
+        e => e,
+    })?;
+    gather_with_layout(fs, opts, layout)
 }
 
 /// `gather` for a unit whose files are already known. The planner's proof uses it: an edit
@@ -145,6 +178,8 @@ pub fn gather_with_layout(fs: &NodeFs, opts: &Options, layout: UnitLayout) -> Re
         cmdline,
         configs,
         running,
+        offline: opts.offline,
+        pending: crate::state::pending(fs),
         notes,
     })
 }
@@ -347,11 +382,13 @@ pub fn running_at(
         .unwrap_or_else(|| "/".into());
     let configs = load_configs(fs, files, &cmdline, &cwd)?;
     let mut changed_since_start = Vec::new();
+    let mut latest_start = None;
     if let Some((earliest, tick)) = start_time(fs, pid) {
         // The process started in [earliest, earliest + tick); the two clock reads add
         // microseconds. A file counts as modified after the start only past that window, so a
         // file written before the start can never be taken for one written after it.
         let started = earliest + tick + std::time::Duration::from_millis(2);
+        latest_start = Some(started);
         for src in configs.config.iter().chain(&configs.dropins) {
             let f = files.get(src.doc.file);
             if fs.mtime(&f.resolved).is_some_and(|m| m > started) {
@@ -365,6 +402,7 @@ pub fn running_at(
         cmdline,
         configs,
         changed_since_start,
+        started: latest_start,
     }))
 }
 

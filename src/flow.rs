@@ -11,6 +11,7 @@ use crate::report::{Report, restart_command};
 use crate::restart::{self, Restarted};
 use crate::root::NodeFs;
 use crate::saved::{SavedPlan, sha256_hex};
+use crate::state::Pending;
 use crate::systemd::dbus::Systemd;
 use crate::txn::{self, FileChange, Manifest};
 use crate::verdict::{self, Outcome as Value};
@@ -30,7 +31,13 @@ pub enum Stop {
     /// kubelet came back with its old settings.
     #[error("{message}")]
     After { message: String, restored: bool },
+    /// Interrupted at a question (Ctrl-C): nothing was changed.
+    #[error("interrupted")]
+    Interrupted,
 }
+
+/// The exit status of an interrupted run (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: i32 = 130;
 
 impl Stop {
     fn into_failure(self) -> (Verdict, Failure) {
@@ -67,9 +74,14 @@ impl Outcome {
     }
 
     fn fail(&mut self, stop: Stop) {
+        let code = if matches!(stop, Stop::Interrupted) {
+            INTERRUPTED
+        } else {
+            1
+        };
         let (verdict, failure) = stop.into_failure();
         self.result = verdict;
-        self.exit_code = 1;
+        self.exit_code = code;
         self.error = Some(failure);
     }
 
@@ -81,8 +93,9 @@ impl Outcome {
 
 /// The flows ask and show through this; `Unattended` says yes without showing anything.
 pub trait Ui {
-    /// Show what is about to happen and ask. `Err` is a reason no one can answer (no terminal).
-    fn confirm(&mut self, question: &str, preview: Preview<'_>) -> Result<bool, String>;
+    /// Show what is about to happen and ask. `Err`: no one can answer (`Stop::Before`, no
+    /// terminal) or the question was interrupted (`Stop::Interrupted`).
+    fn confirm(&mut self, question: &str, preview: Preview<'_>) -> Result<bool, Stop>;
     /// The restarted unit has been watched this long (of `--settle`).
     fn progress(&mut self, _spent: Duration) {}
 }
@@ -105,7 +118,7 @@ pub enum Preview<'a> {
 pub struct Unattended;
 
 impl Ui for Unattended {
-    fn confirm(&mut self, _: &str, _: Preview<'_>) -> Result<bool, String> {
+    fn confirm(&mut self, _: &str, _: Preview<'_>) -> Result<bool, Stop> {
         Ok(true)
     }
 }
@@ -211,19 +224,21 @@ fn judged(report: &Report, nothing_to_write: bool) -> (Verdict, i32) {
     }
 }
 
-/// `plan`: evaluate, optionally save the plan for `apply --plan`, write nothing on the node.
-pub fn plan(fs: &NodeFs, e: &Eval, save: Option<&Path>) -> Outcome {
+/// `plan`: evaluate, optionally save the plan for `apply --plan` (made for `node`), write
+/// nothing on the node.
+pub fn plan(fs: &NodeFs, e: &Eval, save: Option<&Path>, node: Option<&str>) -> Outcome {
     run(|out| {
         let t = Instant::now();
         let (ev, report, p) = evaluate(fs, e)?;
         out.timings.evidence_ms = Some(t.elapsed().as_millis());
         if let Some(path) = save {
-            let saved = SavedPlan::from_plan(&ev.service.layout.name, &p);
+            let saved = SavedPlan::from_plan(&ev.service.layout.name, &p, node, fs.root());
             let text = serde_json::to_string_pretty(&saved).expect("plan serializes") + "\n";
             fs_err::write(path, text).map_err(|e| Stop::Before(e.to_string()))?;
         }
         let (result, code) = judged(&report, p.changes.is_empty());
         out.set(result, code);
+        out.error = refusal(&report);
         out.report = Some(report);
         Ok(())
     })
@@ -237,6 +252,8 @@ pub struct ApplyOptions {
     pub restart: Option<Restart>,
     /// Apply exactly this saved plan.
     pub saved_plan: Option<PathBuf>,
+    /// This node's name, checked against the saved plan's.
+    pub node: Option<String>,
     pub backup_dir: String,
     pub lock_timeout: Duration,
 }
@@ -260,6 +277,12 @@ fn apply_into(
 ) -> Result<(), Stop> {
     // One apply or rollback at a time, and the plan is made under the lock, so a second run
     // sees the first one's result instead of applying it twice.
+    // A saved plan is checked before anything else: a file that is not one, or one made for
+    // another node or root, is refused before the node is even read.
+    let saved = match &o.saved_plan {
+        Some(path) => Some(read_saved(fs, path, o.node.as_deref())?),
+        None => None,
+    };
     let _lock = txn::lock(fs, o.lock_timeout)?;
     // A set a killed run left unfinished is rolled back first, so this plan starts from the
     // original files.
@@ -269,10 +292,14 @@ fn apply_into(
     out.timings.evidence_ms = Some(t.elapsed().as_millis());
     let unit = ev.service.layout.name.clone();
     let check_process = !ev.platform.kubelet_in_process();
+    if ev.pending.is_some() && ev.restart_owed().is_none() {
+        // A kubelet started after the marked write: the marker has done its job.
+        settle_marker(fs, None, out);
+    }
     out.report = Some(fresh);
 
-    let (changes, daemon_reload) = match &o.saved_plan {
-        Some(path) => saved_changes(fs, path)?,
+    let (changes, daemon_reload) = match &saved {
+        Some((shown, saved)) => saved_changes(fs, shown, saved)?,
         None => (
             p.changes
                 .iter()
@@ -291,6 +318,7 @@ fn apply_into(
         Verdict::Refused | Verdict::Managed | Verdict::Compliant
     ) {
         out.set(result, code);
+        out.error = refusal(report(out));
         return Ok(());
     }
 
@@ -304,16 +332,13 @@ fn apply_into(
         };
         let sd = r.connect(fs)?;
         restart_done.address = Some(sd.address.clone());
-        if !ui
-            .confirm(
-                &format!("Restart {unit}?"),
-                Preview::Restart {
-                    report: report(out),
-                    unit: &unit,
-                },
-            )
-            .map_err(Stop::Before)?
-        {
+        if !ui.confirm(
+            &format!("Restart {unit}?"),
+            Preview::Restart {
+                report: report(out),
+                unit: &unit,
+            },
+        )? {
             return Err(Stop::Before("not restarted".into()));
         }
         let done = restart_timed(&sd, fs, r, &mut restart_done, false, check_process, ui, out)
@@ -322,6 +347,7 @@ fn apply_into(
         restart_done.result = Some(done);
         out.restart = Some(restart_done);
         out.set(Verdict::Changed, 0);
+        settle_marker(fs, None, out);
         return Ok(());
     }
 
@@ -332,16 +358,13 @@ fn apply_into(
     };
     restart_done.address = sd.as_ref().map(|s| s.address.clone());
     let saved = o.saved_plan.as_deref().map(|p| (p, &changes[..]));
-    if !ui
-        .confirm(
-            "Apply these changes?",
-            Preview::Apply {
-                report: report(out),
-                saved,
-            },
-        )
-        .map_err(Stop::Before)?
-    {
+    if !ui.confirm(
+        "Apply these changes?",
+        Preview::Apply {
+            report: report(out),
+            saved,
+        },
+    )? {
         return Err(Stop::Before("not applied".into()));
     }
     let opts = Options {
@@ -374,6 +397,9 @@ fn apply_into(
             out.set(Verdict::Changed, 0);
         } else {
             out.set(Verdict::RestartNeeded, 2);
+            let files = applied.files.clone();
+            let owed = Pending::new("apply", &unit, daemon_reload, files);
+            settle_marker(fs, Some(&owed), out);
         }
         return Ok(());
     };
@@ -392,6 +418,7 @@ fn apply_into(
             restart_done.result = Some(done);
             out.restart = Some(restart_done);
             out.set(Verdict::Changed, 0);
+            settle_marker(fs, None, out);
             Ok(())
         }
         Err(why) => {
@@ -409,6 +436,33 @@ fn apply_into(
             ))
         }
     }
+}
+
+/// Write the pending-restart marker (`Some`: files changed, no restart) or remove it (a restart
+/// was made or seen). After the commit point: a failure is a warning, never an error.
+fn settle_marker(fs: &NodeFs, owed: Option<&Pending>, out: &mut Outcome) {
+    let r = match owed {
+        Some(p) => txn::mark_pending(fs, p),
+        None => txn::clear_pending(fs),
+    };
+    if let Err(e) = r {
+        out.warnings
+            .push(format!("the pending-restart marker: {e}"));
+    }
+}
+
+/// A refusal as the record's `error`, located at the setting the kubelet refuses.
+fn refusal(report: &Report) -> Option<Failure> {
+    let why = report.refused.as_ref()?;
+    Some(Failure {
+        message: why.clone(),
+        files_changed: false,
+        location: report.refused_at().map(|f| Location {
+            path: f.path.clone(),
+            line: f.line,
+            column: f.column,
+        }),
+    })
 }
 
 impl RestartDone {
@@ -456,9 +510,8 @@ fn restart_timed(
     res
 }
 
-/// The saved plan's writes, from the files as they are now. A file that already holds the
-/// plan's result is skipped, so re-applying an applied plan is "nothing to do".
-fn saved_changes(fs: &NodeFs, path: &Path) -> Result<(Vec<FileChange>, bool), Stop> {
+/// The saved plan at `path`, checked to be one and made for this node and root.
+fn read_saved(fs: &NodeFs, path: &Path, node: Option<&str>) -> Result<(String, SavedPlan), Stop> {
     let shown = path.display().to_string();
     // Never block on a FIFO or read /dev/zero without end: a regular file, bounded.
     let bytes = crate::inroot::read_host_file(path, 64 << 20)
@@ -466,6 +519,17 @@ fn saved_changes(fs: &NodeFs, path: &Path) -> Result<(Vec<FileChange>, bool), St
     let text =
         String::from_utf8(bytes).map_err(|_| Stop::Before(format!("--plan {shown}: not UTF-8")))?;
     let saved = SavedPlan::parse(&shown, &text)?;
+    saved.check_target(&shown, node, fs.root())?;
+    Ok((shown, saved))
+}
+
+/// The saved plan's writes, from the files as they are now. A file that already holds the
+/// plan's result is skipped, so re-applying an applied plan is "nothing to do".
+fn saved_changes(
+    fs: &NodeFs,
+    shown: &str,
+    saved: &SavedPlan,
+) -> Result<(Vec<FileChange>, bool), Stop> {
     let mut changes = Vec::new();
     for f in &saved.files {
         // The saved path is resolved inside the root like any read, and the write goes to
@@ -508,9 +572,8 @@ fn roll_back_after_failed_restart(
         Err(e) => {
             return Stop::After {
                 message: format!(
-                    "{why}; restoring the backups failed too ({e}): run kubelet-remediate rollback --root {} {} and see journalctl -u {unit}",
-                    fs.root().display(),
-                    applied.backup_id
+                    "{why}; restoring the backups failed too ({e}): run {} and see journalctl -u {unit}",
+                    rollback_command(fs.root(), &o.backup_dir, &applied.backup_id)
                 ),
                 restored: false,
             };
@@ -551,6 +614,31 @@ fn restart_old(sd: &Systemd, unit: &str, daemon_reload: bool, r: &Restart) -> Re
     Ok(s.main_pid)
 }
 
+/// The command that undoes an apply, as it must be typed for this root and backup directory
+/// (every option the apply was given that rollback needs to find the set).
+pub fn rollback_command(root: &Path, backup_dir: &str, id: &str) -> String {
+    let mut c = String::from("kubelet-remediate rollback");
+    if root != Path::new("/") {
+        c += &format!(" --root {}", shell_word(&root.display().to_string()));
+    }
+    if backup_dir != txn::DEFAULT_BACKUP_DIR {
+        c += &format!(" --backup-dir {}", shell_word(backup_dir));
+    }
+    c + " " + &shell_word(id)
+}
+
+/// A word a POSIX shell reads back as itself.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=,@%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// Which backup set `rollback` acts on.
 #[derive(Debug, Clone)]
 pub enum Which {
@@ -567,6 +655,8 @@ pub struct RollbackOptions {
     /// `None`: restore the files only (`--no-restart`).
     pub restart: Option<Restart>,
     pub lock_timeout: Duration,
+    /// Do not read the restarted kubelet back from /proc.
+    pub offline: bool,
 }
 
 /// `rollback`: list the backup sets (read-only, no lock), or restore one and restart the
@@ -603,10 +693,7 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
             Some(r) => Some(r.connect(fs)?),
             None => None,
         };
-        if !ui
-            .confirm("Restore these files?", Preview::Rollback { set })
-            .map_err(Stop::Before)?
-        {
+        if !ui.confirm("Restore these files?", Preview::Rollback { set })? {
             return Err(Stop::Before("not restored".into()));
         }
         let t = Instant::now();
@@ -618,6 +705,14 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
         out.rolled_back = Some(restored);
         out.set(Verdict::RolledBack, 0);
         let mut done = RestartDone::pending(&unit, daemon_reload, sd.as_ref());
+        if changed && o.restart.is_none() {
+            let files = out
+                .rolled_back
+                .as_ref()
+                .map_or(Vec::new(), |r| r.restored.clone());
+            let owed = Pending::new("rollback", &unit, daemon_reload, files);
+            settle_marker(fs, Some(&owed), out);
+        }
         if let (Some(sd), Some(r), true) = (&sd, &o.restart, changed) {
             // The restored files are what the kubelet must run with now: restart, settle,
             // and read back what the new process has (the restored value, often false).
@@ -631,10 +726,11 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
             .is_ok_and(|ev| ev.platform.kubelet_in_process());
             match restart_timed(sd, fs, r, &mut done, daemon_reload, false, ui, out) {
                 Ok(res) => {
-                    if !in_process {
+                    if !in_process && !o.offline {
                         done.value = restart::process_value(fs, res.main_pid).ok();
                     }
                     done.result = Some(res);
+                    settle_marker(fs, None, out);
                 }
                 Err(why) => {
                     out.restart = Some(done);
@@ -655,6 +751,8 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     pub unit: Option<String>,
+    /// No /proc and no systemd: the files, and `configz` when given.
+    pub offline: bool,
     pub dbus_address: Option<String>,
     pub configz: Option<String>,
 }
@@ -668,7 +766,7 @@ pub fn verify(fs: &NodeFs, o: &VerifyOptions) -> Outcome {
             fs,
             &Options {
                 unit: o.unit.clone(),
-                offline: false,
+                offline: o.offline,
             },
         )?;
         out.timings.evidence_ms = Some(t.elapsed().as_millis());
@@ -710,14 +808,32 @@ fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, S
             detail: "kubelet-arg entries and kubelet.conf.d drop-ins as they are now".into(),
         });
     } else {
-        // The unit's main process if systemd answers, else the /proc scan.
-        let from_systemd =
-            Systemd::connect(&restart::candidates(fs.root(), o.dbus_address.as_deref()))
-                .ok()
-                .and_then(|sd| sd.state(unit).ok())
-                .map(|s| s.main_pid)
-                .filter(|p| *p != 0);
-        match from_systemd.or(ev.running.as_ref().map(|r| r.pid)) {
+        // The unit's main process if systemd answers, else the /proc scan; what systemd said
+        // (or that it was never reached, and where it was looked for) goes into the message.
+        let (from_systemd, systemd_said) = if o.offline {
+            (
+                None,
+                "--offline: neither systemd nor /proc was asked".to_string(),
+            )
+        } else {
+            match Systemd::connect(&restart::candidates(fs.root(), o.dbus_address.as_deref())) {
+                Ok(sd) => match sd.state(unit) {
+                    Ok(s) if s.main_pid != 0 => (Some(s.main_pid), String::new()),
+                    Ok(_) => (None, format!("{unit} has no main process")),
+                    Err(e) => (
+                        None,
+                        format!("systemd ({}) did not say: {}", sd.address, e.0),
+                    ),
+                },
+                Err(e) => (None, format!("systemd was not reached: {}", e.0)),
+            }
+        };
+        let proc_pid = if o.offline {
+            None
+        } else {
+            ev.running.as_ref().map(|r| r.pid)
+        };
+        match from_systemd.or(proc_pid) {
             Some(pid) => {
                 // Read once: whether its configs changed since it started, and its value.
                 let (value, detail) = match restart::read_process(fs, pid) {
@@ -740,9 +856,14 @@ fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, S
                     detail,
                 });
             }
+            None if o.configz.is_none() && o.offline => {
+                return Err(Stop::Before(
+                    "verify --offline checks the running kubelet through --configz only: pass --configz URL (or leave out --offline)".into(),
+                ));
+            }
             None if o.configz.is_none() => {
                 return Err(Stop::Before(format!(
-                    "no running kubelet found ({unit} has no main process, and /proc has no kubelet): start it, or pass --configz"
+                    "no running kubelet found ({systemd_said}; /proc has no kubelet process): start it, or pass --configz"
                 )));
             }
             None => {}

@@ -117,6 +117,17 @@ impl Dir {
     /// The directory at resolved node path `node`, walked from this root; with `create`, missing
     /// components are made with `mode`.
     pub fn walk(&self, node: &str, create: Option<u32>) -> io::Result<Dir> {
+        self.walk_noting(node, create, &mut Vec::new())
+    }
+
+    /// `walk`, pushing each directory it made (its parent, held open, and its name) in the
+    /// order made, so a caller can take them away again.
+    pub fn walk_noting(
+        &self,
+        node: &str,
+        create: Option<u32>,
+        made: &mut Vec<(Dir, String)>,
+    ) -> io::Result<Dir> {
         let mut d = Dir {
             // SAFETY: dup of a descriptor we own.
             fd: unsafe {
@@ -133,7 +144,9 @@ impl Dir {
                 (Ok(sub), _) => sub,
                 (Err(e), Some(mode)) if e.kind() == io::ErrorKind::NotFound => {
                     d.make_dir(c, mode)?;
-                    d.sub(c)?
+                    let sub = d.sub(c)?;
+                    made.push((d, c.to_string()));
+                    sub
                 }
                 (Err(e), _) => return Err(e),
             };
@@ -251,6 +264,40 @@ impl Dir {
         check(unsafe { libc::renameat(fd, f.as_ptr(), fd, t.as_ptr()) })
             .map(|_| ())
             .map_err(|e| self.explain(to, e))
+    }
+
+    /// The (device, inode) that `name` names here now, not following it; `None` when missing.
+    pub fn identity(&self, name: &str) -> io::Result<Option<(u64, u64)>> {
+        check_name(name)?;
+        let c = cstr(name)?;
+        // SAFETY: fstatat into a zeroed stat we own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r == 0 {
+            return Ok(Some((st.st_dev, st.st_ino)));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::NotFound {
+            Ok(None)
+        } else {
+            Err(self.explain(name, e))
+        }
+    }
+
+    /// Remove the empty directory `name` here.
+    pub fn rmdir(&self, name: &str) -> io::Result<()> {
+        check_name(name)?;
+        let c = cstr(name)?;
+        // SAFETY: unlinkat relative to a directory descriptor we own.
+        check(unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+            .map(|_| ())
     }
 
     pub fn unlink(&self, name: &str) -> io::Result<()> {

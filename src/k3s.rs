@@ -201,10 +201,7 @@ fn kubelet_arg_items(id: FileId, f: &SourceFile) -> Result<Vec<(bool, Vec<Entry>
         };
         match &ev[i].0 {
             Event::Scalar(v, style, ..) => {
-                out.push((
-                    append,
-                    vec![item(id, f, ev[i].1, v, *style, false)],
-                ));
+                out.push((append, vec![item(id, f, ev[i].1, v, *style, false)]));
                 i += 1;
             }
             Event::SequenceStart(..) => {

@@ -169,9 +169,18 @@ impl Report {
         });
         let file_ok = v.compliant();
         // Unknown is not a pass: a process that loaded files since edited needs a restart.
-        let running_ok = running
-            .as_ref()
-            .is_none_or(|r| r.value == Some(true) && r.changed_since_start.is_empty());
+        let owed = ev.restart_owed();
+        if let Some(at) = owed {
+            notes.push(format!(
+                "files were written without a restart ({at}, marker {}) and no kubelet started since has been seen: the running kubelet keeps its old settings until {} restarts",
+                crate::state::pending_path(),
+                ev.service.layout.name
+            ));
+        }
+        let running_ok = owed.is_none()
+            && running
+                .as_ref()
+                .is_none_or(|r| r.value == Some(true) && r.changed_since_start.is_empty());
         let mut advice = Vec::new();
         if !file_ok || !plan.changes.is_empty() || ev.platform.managed() {
             advice.extend(ev.platform.durability());
@@ -216,6 +225,12 @@ impl Report {
             },
             running,
         }
+    }
+
+    /// The finding the kubelet refuses, if it is one.
+    pub fn refused_at(&self) -> Option<&Finding> {
+        self.refused.as_ref()?;
+        self.findings.iter().find(|f| f.status == Status::Refused)
     }
 
     /// One line for stderr when the kubelet would refuse to start: `path:line:column: refused:

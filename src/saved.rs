@@ -30,9 +30,24 @@ pub struct SavedFile {
 pub struct SavedPlan {
     pub format: u32,
     pub tool_version: String,
+    /// The node it was made for (its name in the record), and the root it was read from
+    /// (absolute): `apply --plan` on another node or root is refused. Absent in plans saved
+    /// before they were recorded.
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub root: Option<String>,
     pub unit: String,
     pub daemon_reload: bool,
     pub files: Vec<SavedFile>,
+}
+
+/// The root as an absolute path with symlinks resolved (as given when that fails).
+fn absolute(root: &std::path::Path) -> String {
+    std::fs::canonicalize(root)
+        .unwrap_or_else(|_| root.to_path_buf())
+        .display()
+        .to_string()
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -43,10 +58,17 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 impl SavedPlan {
-    pub fn from_plan(unit: &str, p: &Plan) -> SavedPlan {
+    pub fn from_plan(
+        unit: &str,
+        p: &Plan,
+        node: Option<&str>,
+        root: &std::path::Path,
+    ) -> SavedPlan {
         SavedPlan {
             format: FORMAT,
             tool_version: env!("CARGO_PKG_VERSION").into(),
+            node: node.map(str::to_string),
+            root: Some(absolute(root)),
             unit: unit.into(),
             daemon_reload: p.daemon_reload,
             files: p
@@ -83,6 +105,29 @@ impl SavedPlan {
             ));
         }
         Ok(p)
+    }
+
+    /// Refuse a plan made for another node or another root.
+    pub fn check_target(
+        &self,
+        path: &str,
+        node: Option<&str>,
+        root: &std::path::Path,
+    ) -> Result<()> {
+        if let (Some(planned), Some(here)) = (&self.node, node)
+            && planned != here
+        {
+            return Err(Error::Unsupported(format!(
+                "{path}: the plan was made for node {planned}, and this is {here}: make a new plan here"
+            )));
+        }
+        let here = absolute(root);
+        match &self.root {
+            Some(planned) if *planned != here => Err(Error::Unsupported(format!(
+                "{path}: the plan was made for --root {planned}, and this is --root {here}: make a new plan for this root"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The new content of one file, from its current content; refuses if the file changed

@@ -110,17 +110,66 @@ impl Entry {
     }
 }
 
-/// The latest record of each node, by name.
+/// The latest record of each node, by name, and what could not be read.
 #[derive(Debug, Default)]
 pub struct Fleet {
     pub nodes: Vec<Entry>,
     /// Records that were read (before keeping only each node's latest).
     pub read: usize,
+    /// Input that holds no readable record: a cut-off record, a file of something else. A node
+    /// whose record is unreadable would otherwise vanish from the fleet and the gate pass.
+    pub unreadable: Vec<Unreadable>,
+    /// Nodes `--expect-nodes` names that have no record.
+    pub missing: Vec<String>,
+}
+
+/// Input `summarize` could not read as a record: where, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unreadable {
+    pub path: String,
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.path, self.reason),
+            None => write!(f, "{}: {}", self.path, self.reason),
+        }
+    }
 }
 
 impl Fleet {
     pub fn all_compliant(&self) -> bool {
         self.nodes.iter().all(Entry::ok)
+    }
+
+    /// The gate: 1 when any input was unreadable (or nothing was read), 2 when a node is not
+    /// compliant or an expected node has no record, 0 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if !self.unreadable.is_empty() || self.nodes.is_empty() && self.missing.is_empty() {
+            1
+        } else if !self.all_compliant() || !self.missing.is_empty() {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// Nodes named in `expected` (one a line; blanks and `#` comments skipped) with no record.
+    pub fn expect(&mut self, expected: &str) {
+        let have: std::collections::HashSet<&str> = self.nodes.iter().map(Entry::name).collect();
+        let mut missing: Vec<String> = expected
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter(|l| !have.contains(l))
+            .map(str::to_string)
+            .collect();
+        missing.sort();
+        missing.dedup();
+        self.missing = missing;
     }
 }
 
@@ -128,20 +177,40 @@ impl Fleet {
 pub enum SummaryError {
     #[error("{path}: {cause}")]
     Io { path: String, cause: std::io::Error },
-    #[error("{path}:{line}: {message}")]
-    Record {
-        path: String,
-        line: usize,
-        message: String,
-    },
-    #[error(
-        "no records found in {0} (expected the JSON that plan, apply, rollback and verify print with --output json)"
-    )]
-    Empty(String),
+}
+
+/// A record time as (seconds, nanoseconds) since the epoch, for ordering: records from before
+/// sub-second times (`...:05Z`) and after (`...:05.250000Z`) do not sort as text.
+fn instant(t: &str) -> Option<(i64, u32)> {
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' || !t.ends_with('Z') {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let frac = &t[19..t.len() - 1];
+    let nanos = match frac.strip_prefix('.') {
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|c| c.is_ascii_digit()) => {
+            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+        }
+        None if frac.is_empty() => 0,
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant), the inverse of txn::rfc3339.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss, nanos))
 }
 
 /// Every record in `paths` (files, or directories walked in name order; none or `-` is
-/// standard input), then each node's latest.
+/// standard input), then each node's latest. Only a path that cannot be opened is an error;
+/// anything that is not a record is listed in `unreadable`.
 pub fn read(paths: &[PathBuf]) -> Result<Fleet, SummaryError> {
     let mut files = Vec::new();
     let stdin = Path::new("-");
@@ -152,32 +221,42 @@ pub fn read(paths: &[PathBuf]) -> Result<Fleet, SummaryError> {
         collect(p, &mut files)?;
     }
     let mut all = Vec::new();
+    let mut unreadable = Vec::new();
     for f in &files {
         let shown = f.display().to_string();
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         let got = if f == stdin {
-            std::io::stdin().read_to_string(&mut text)
+            std::io::stdin().read_to_end(&mut bytes)
         } else {
-            std::fs::File::open(f).and_then(|mut h| h.read_to_string(&mut text))
+            std::fs::File::open(f).and_then(|mut h| h.read_to_end(&mut bytes))
         };
-        got.map_err(|cause| SummaryError::Io {
-            path: shown.clone(),
-            cause,
-        })?;
-        records(&shown, &text, &mut all)?;
-    }
-    if all.is_empty() {
-        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        return Err(SummaryError::Empty(names.join(", ")));
+        if let Err(cause) = got {
+            unreadable.push(Unreadable {
+                path: shown,
+                line: None,
+                reason: cause.to_string(),
+            });
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let before = all.len();
+        records(&shown, &text, &mut all, &mut unreadable);
+        if all.len() == before && !unreadable.iter().any(|u| u.path == shown) {
+            unreadable.push(Unreadable {
+                path: shown,
+                line: None,
+                reason: "no kubelet-remediate record in it (expected the JSON that plan, apply, rollback and verify print with --output json)".into(),
+            });
+        }
     }
     let read = all.len();
-    // The latest record per node wins (RFC 3339 UTC sorts as text); a tie goes to the later
-    // one read. `rollback --list` says nothing about compliance and is left out.
+    // The latest record per node wins; a tie goes to the later one read. `rollback --list`
+    // says nothing about compliance and is left out.
     let mut latest: BTreeMap<String, Entry> = BTreeMap::new();
     for e in all.into_iter().filter(|e| e.result != Verdict::Listed) {
         let key = e.name().to_string();
         match latest.get(&key) {
-            Some(old) if old.finished_at > e.finished_at => {}
+            Some(old) if instant(&old.finished_at) > instant(&e.finished_at) => {}
             _ => {
                 latest.insert(key, e);
             }
@@ -186,6 +265,8 @@ pub fn read(paths: &[PathBuf]) -> Result<Fleet, SummaryError> {
     Ok(Fleet {
         nodes: latest.into_values().collect(),
         read,
+        unreadable,
+        missing: Vec::new(),
     })
 }
 
@@ -213,41 +294,63 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), SummaryError> {
     Ok(())
 }
 
+/// Whether the text at a `{` starts a JSON object (`{"` or `{}` after blanks), as a record
+/// does: a brace in a log line (`map{...}`, `{{ }}`) does not.
+fn starts_object(t: &str) -> bool {
+    let rest = t[1..].trim_start();
+    rest.starts_with('"') || rest.starts_with('}')
+}
+
 /// The records in one text: one JSON object, several (JSON lines or pretty-printed one after
 /// another), or lines with a prefix before the `{` (`kubectl logs --prefix`). Lines that hold
-/// no JSON object (a log line, a blank) are skipped; a JSON object that is not a record is an
-/// error naming its line.
-fn records(path: &str, text: &str, out: &mut Vec<Entry>) -> Result<(), SummaryError> {
+/// no JSON object (a log line, a blank) are skipped; a JSON object that is cut off, malformed
+/// or not a record is listed as unreadable with its line.
+pub fn records(path: &str, text: &str, out: &mut Vec<Entry>, bad: &mut Vec<Unreadable>) {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let mut pos = 0;
     while pos < text.len() {
         let Some(start) = text[pos..].find('{').map(|i| pos + i) else {
             break;
         };
+        let line = line_of(start);
+        let next_line = text[start..]
+            .find('\n')
+            .map_or(text.len(), |i| start + i + 1);
         let mut stream =
             serde_json::Deserializer::from_str(&text[start..]).into_iter::<serde_json::Value>();
         match stream.next() {
             Some(Ok(v)) => {
                 let end = start + stream.byte_offset();
-                let line = line_of(start);
-                let mut e: Entry = serde_json::from_value(v).map_err(|e| SummaryError::Record {
-                    path: path.into(),
-                    line,
-                    message: format!("not a kubelet-remediate record: {e}"),
-                })?;
-                e.from = format!("{path}:{line}");
-                out.push(e);
+                match serde_json::from_value::<Entry>(v) {
+                    Ok(mut e) => {
+                        e.from = format!("{path}:{line}");
+                        out.push(e);
+                    }
+                    Err(e) => bad.push(Unreadable {
+                        path: path.into(),
+                        line: Some(line),
+                        reason: format!("not a kubelet-remediate record: {e}"),
+                    }),
+                }
                 pos = end;
             }
-            // Not JSON from this brace: skip the rest of its line.
-            _ => {
-                pos = text[start..]
-                    .find('\n')
-                    .map_or(text.len(), |i| start + i + 1);
+            Some(Err(e)) if starts_object(&text[start..]) => {
+                bad.push(Unreadable {
+                    path: path.into(),
+                    line: Some(line),
+                    reason: if e.is_eof() {
+                        "a record cut off before its end (truncated)".into()
+                    } else {
+                        format!("a malformed record: {e}")
+                    },
+                });
+                // A cut-off record runs to the end: nothing after it is a record of its own.
+                pos = if e.is_eof() { text.len() } else { next_line };
             }
+            // Not JSON from this brace: skip the rest of its line.
+            _ => pos = next_line,
         }
     }
-    Ok(())
 }
 
 /// The fleet table: counts per result and per platform, then every node that is not compliant
@@ -265,12 +368,19 @@ pub fn text(f: &Fleet) -> String {
     }
     let bad: Vec<&Entry> = f.nodes.iter().filter(|e| !e.ok()).collect();
     let mut o = format!(
-        "{} nodes ({} records read): {} compliant, {} not\n\n",
+        "{} nodes ({} records read): {} compliant, {} not",
         f.nodes.len(),
         f.read,
         f.nodes.len() - bad.len(),
         bad.len()
     );
+    if !f.missing.is_empty() {
+        o += &format!(", {} missing", f.missing.len());
+    }
+    if !f.unreadable.is_empty() {
+        o += &format!(", {} unreadable inputs", f.unreadable.len());
+    }
+    o += "\n\n";
     o += &format!("{:<16} {:>6}\n", "result", "nodes");
     for (r, n) in &by_result {
         o += &format!("{r:<16} {n:>6}\n");
@@ -301,7 +411,102 @@ pub fn text(f: &Fleet) -> String {
             );
         }
     }
+    if !f.missing.is_empty() {
+        o += "\nmissing (expected, no record):\n";
+        for n in &f.missing {
+            o += &format!("  {n}\n");
+        }
+    }
+    if !f.unreadable.is_empty() {
+        o += "\nunreadable (not counted above):\n";
+        for u in &f.unreadable {
+            o += &format!("  {u}\n");
+        }
+    }
     o
+}
+
+/// `summarize --output json`: one object for dashboards and CI gates
+/// (`docs/summary.schema.json`).
+#[derive(Debug, serde::Serialize)]
+pub struct Summary<'a> {
+    pub schema_version: u32,
+    pub tool: crate::outcome::Tool,
+    pub nodes: usize,
+    pub records_read: usize,
+    pub compliant: usize,
+    pub not_compliant: usize,
+    pub exit_code: i32,
+    pub by_result: BTreeMap<&'static str, usize>,
+    pub by_platform: BTreeMap<&'a str, PlatformCount>,
+    /// Every node that is not compliant, by name.
+    pub not_compliant_nodes: Vec<NodeLine<'a>>,
+    pub missing: &'a [String],
+    pub unreadable: &'a [Unreadable],
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PlatformCount {
+    pub nodes: usize,
+    pub not_compliant: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct NodeLine<'a> {
+    pub name: &'a str,
+    pub result: Verdict,
+    pub command: &'a str,
+    pub exit_code: i32,
+    pub platform: &'a str,
+    pub reason: String,
+    /// The record's `finished_at`.
+    pub time: &'a str,
+    /// Where the record was read (`FILE:LINE`).
+    pub from: &'a str,
+}
+
+pub fn summary(f: &Fleet) -> Summary<'_> {
+    let mut by_result = BTreeMap::new();
+    let mut by_platform: BTreeMap<&str, PlatformCount> = BTreeMap::new();
+    for e in &f.nodes {
+        *by_result.entry(e.result.name()).or_default() += 1;
+        let p = by_platform.entry(e.platform()).or_default();
+        p.nodes += 1;
+        p.not_compliant += usize::from(!e.ok());
+    }
+    let bad: Vec<NodeLine> = f
+        .nodes
+        .iter()
+        .filter(|e| !e.ok())
+        .map(|e| NodeLine {
+            name: e.name(),
+            result: e.result,
+            command: &e.command,
+            exit_code: e.exit_code,
+            platform: e.platform(),
+            reason: e.why(),
+            time: &e.finished_at,
+            from: &e.from,
+        })
+        .collect();
+    Summary {
+        schema_version: 1,
+        tool: crate::outcome::TOOL,
+        nodes: f.nodes.len(),
+        records_read: f.read,
+        compliant: f.nodes.len() - bad.len(),
+        not_compliant: bad.len(),
+        exit_code: f.exit_code(),
+        by_result,
+        by_platform,
+        not_compliant_nodes: bad,
+        missing: &f.missing,
+        unreadable: &f.unreadable,
+    }
+}
+
+pub fn json(f: &Fleet) -> String {
+    serde_json::to_string_pretty(&summary(f)).expect("summary serializes") + "\n"
 }
 
 /// One test case per node (as kube-bench's `--junit` has one per check): a failure for every
@@ -327,11 +532,25 @@ pub fn junit(f: &Fleet) -> String {
             junit::escape(&e.why()),
         );
     }
+    for n in &f.missing {
+        failures += 1;
+        let name = junit::escape(n);
+        cases += &format!(
+            "    <testcase classname=\"{class}\" name=\"{name}\">\n      <failure type=\"missing\" message=\"no record from this node\">expected by --expect-nodes, no record read</failure>\n    </testcase>\n"
+        );
+    }
+    for u in &f.unreadable {
+        let text = junit::escape(&u.to_string());
+        cases += &format!(
+            "    <testcase classname=\"{class}\" name=\"{}\">\n      <error type=\"unreadable\" message=\"{text}\">{text}</error>\n    </testcase>\n",
+            junit::escape(&u.path)
+        );
+    }
     junit::document(
         "kubelet-remediate fleet",
-        f.nodes.len(),
+        f.nodes.len() + f.missing.len() + f.unreadable.len(),
         failures,
-        0,
+        f.unreadable.len(),
         &cases,
     )
 }
@@ -362,8 +581,9 @@ mod tests {
             rec("a", "compliant", "2026-01-02T00:00:00Z"),
             rec("b", "error", "2026-01-01T00:00:00Z"),
         );
-        let mut all = Vec::new();
-        records("t", &text, &mut all).unwrap();
+        let (mut all, mut bad) = (Vec::new(), Vec::new());
+        records("t", &text, &mut all, &mut bad);
+        assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(all.len(), 3);
         // After the pretty record's lines, the JSON line and the log line.
         assert_eq!(all[2].from, format!("t:{}", pretty.lines().count() + 3));
@@ -371,13 +591,33 @@ mod tests {
     }
 
     #[test]
-    fn a_json_object_that_is_not_a_record_names_its_line() {
-        let mut all = Vec::new();
-        let e = records("t", "\n\n{\"kind\": \"Pod\"}\n", &mut all).unwrap_err();
+    fn a_json_object_that_is_not_a_record_or_is_cut_off_is_unreadable_with_its_line() {
+        let (mut all, mut bad) = (Vec::new(), Vec::new());
+        let good = rec("a", "compliant", "2026-01-01T00:00:00Z");
+        let text = format!("\n\n{{\"kind\": \"Pod\"}}\n{good}\n{}\n", &good[..40]);
+        records("t", &text, &mut all, &mut bad);
+        assert_eq!(all.len(), 1);
+        let bad: Vec<String> = bad.iter().map(|u| u.to_string()).collect();
+        assert_eq!(bad.len(), 2, "{bad:?}");
         assert!(
-            e.to_string()
-                .starts_with("t:3: not a kubelet-remediate record"),
-            "{e}"
+            bad[0].starts_with("t:3: not a kubelet-remediate record"),
+            "{bad:?}"
         );
+        assert!(bad[1].starts_with("t:5: a record cut off"), "{bad:?}");
+    }
+
+    #[test]
+    fn sub_second_times_order_after_whole_seconds() {
+        let t = |s| instant(s).unwrap();
+        assert!(t("2026-01-01T00:00:05.250000Z") > t("2026-01-01T00:00:05Z"));
+        assert!(t("2026-01-01T00:00:05.250000Z") < t("2026-01-01T00:00:05.3Z"));
+        assert!(t("2026-03-01T00:00:00Z") > t("2026-02-28T23:59:59.999999Z"));
+        let now = std::time::SystemTime::now();
+        let d = now.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            t(&crate::txn::rfc3339_micros(now)),
+            (d.as_secs() as i64, d.subsec_micros() * 1000)
+        );
+        assert_eq!(instant("yesterday"), None);
     }
 }

@@ -29,13 +29,15 @@ use crate::error::{Error, Result};
 use crate::inroot::{self, Dir};
 use crate::root::NodeFs;
 use crate::saved::sha256_hex;
+use crate::state::{self, PENDING_NAME, Pending, STATE_DIR};
+pub use crate::time::{rfc3339, rfc3339_micros};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const LOCK: &str = "/run/kubelet-remediate.lock";
 pub const LOG: &str = "/var/log/kubelet-remediate.log";
@@ -128,9 +130,28 @@ fn io_err(path: &str, e: std::io::Error) -> Error {
     Error::io(path, e)
 }
 
-/// The held lock; released when dropped (or when the process dies).
+/// The held lock; released when dropped (or when the process dies). Dropping it also removes
+/// the lock file, and the directories taking it made: a run leaves no file behind for the
+/// lock (a node's `/run` is a tmpfs anyway, but a copied tree or an image is not).
 pub struct Lock {
-    _file: File,
+    file: File,
+    dir: Dir,
+    name: String,
+    made: Vec<(Dir, String)>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Unlinked while still held: a waiter that opened this file sees, once it gets the
+        // lock, that the name no longer leads to it, and starts over on a new file (lock()).
+        let _ = self.dir.unlink(&self.name);
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        for (parent, name) in self.made.iter().rev() {
+            // Only while empty: another run may be using it by now.
+            let _ = parent.rmdir(name);
+        }
+    }
 }
 
 /// The largest backup or manifest read back (a node's kubelet files are far smaller).
@@ -155,14 +176,41 @@ fn state_dir(fs: &NodeFs, root: &Dir, node: &str, mode: u32) -> Result<(Dir, Str
 /// Take the node's lock, waiting at most `timeout`.
 pub fn lock(fs: &NodeFs, timeout: Duration) -> Result<Lock> {
     let root = root_dir(fs)?;
-    let (dir, name) = state_dir(fs, &root, LOCK, 0o755)?;
-    let file = dir.open_rw(&name, 0o600).map_err(|e| io_err(LOCK, e))?;
+    let (parent, name) = inroot::split(LOCK).map_err(|e| io_err(LOCK, e))?;
+    let resolved = fs.resolve(parent)?;
+    let mut made = Vec::new();
+    let walk = |made: &mut Vec<(Dir, String)>| {
+        root.walk_noting(&resolved, Some(0o755), made)
+            .map_err(|e| io_err(LOCK, e))
+    };
+    let mut dir = walk(&mut made)?;
     let start = Instant::now();
     loop {
+        let file = match dir.open_rw(name, 0o600) {
+            Ok(f) => f,
+            // The run before us removed the directory it had made, as we opened it: walk
+            // (and make it) again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && start.elapsed() < timeout => {
+                dir = walk(&mut made)?;
+                continue;
+            }
+            Err(e) => return Err(io_err(LOCK, e)),
+        };
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            // The holder before us removes the file before it unlocks: if the name no longer
+            // leads to the file we locked, we hold a lock no one else can see. Start over.
+            let meta = file.metadata().map_err(|e| io_err(LOCK, e))?;
+            if dir.identity(name).map_err(|e| io_err(LOCK, e))? != Some((meta.dev(), meta.ino())) {
+                continue;
+            }
             crash_point("locked");
-            return Ok(Lock { _file: file });
+            return Ok(Lock {
+                file,
+                dir,
+                name: name.to_string(),
+                made,
+            });
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::WouldBlock {
@@ -397,25 +445,33 @@ fn write_private(dir: &Dir, name: &str, content: &[u8]) -> Result<()> {
     r.map_err(|e| io_err(&node, e))
 }
 
-/// Seconds since the epoch as RFC 3339 UTC (Howard Hinnant's civil-from-days).
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Write the pending-restart marker (`state::Pending`), atomically: files changed and the
+/// kubelet was not restarted.
+pub fn mark_pending(fs: &NodeFs, p: &Pending) -> Result<()> {
+    let root = root_dir(fs)?;
+    let resolved = fs.resolve(STATE_DIR)?;
+    let dir = root
+        .walk(&resolved, Some(0o700))
+        .map_err(|e| io_err(STATE_DIR, e))?;
+    let text = serde_json::to_string_pretty(p).expect("marker serializes") + "\n";
+    write_private(&dir, PENDING_NAME, text.as_bytes())
+}
+
+/// Remove the pending-restart marker: a restart was made or seen.
+pub fn clear_pending(fs: &NodeFs) -> Result<()> {
+    let root = root_dir(fs)?;
+    let resolved = fs.resolve(STATE_DIR)?;
+    let dir = match root.walk(&resolved, None) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(STATE_DIR, e)),
+    };
+    match dir.unlink(PENDING_NAME) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_err(&state::pending_path(), e))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn uid() -> u32 {
@@ -874,19 +930,6 @@ pub fn recover(fs: &NodeFs, backup_dir: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
-            "2026-11-18T11:06:40Z"
-        );
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
-    }
 
     #[test]
     fn crash_points_cover_every_step_of_every_file() {

@@ -509,7 +509,7 @@ fn in_mount_ns(script: &str) -> String {
 #[test]
 fn disk_full_and_read_only_mounts_change_nothing() {
     if !is_root() && std::env::var_os("CI").is_none() {
-        println!("skipped: mount namespaces need root");
+        skipped("mount namespaces need root");
         return;
     }
     let t = node("kubeadm-deb");
@@ -554,7 +554,7 @@ fn an_immutable_file_is_refused() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        println!("skipped: chattr +i is not supported here");
+        skipped("chattr +i is not supported here");
         return;
     }
     let o = run(t.path(), &["apply", "--yes", "--no-restart"]);
@@ -730,6 +730,9 @@ fn rollback_list_takes_no_lock_and_creates_nothing() {
             .code(),
         Some(0)
     );
+    // Nothing is left behind for the lock, not even the /run the tree lacked.
+    assert!(!t.path().join("run").exists());
+    std::fs::create_dir(t.path().join("run")).unwrap();
     let lock = t.path().join("run/kubelet-remediate.lock");
     let held = Command::new("flock")
         .arg(&lock)

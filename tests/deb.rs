@@ -57,6 +57,10 @@ fn the_deb_installs_a_static_binary_its_man_page_and_completions() {
     );
     for f in [
         "usr/share/man/man8/kubelet-remediate.8.gz",
+        "usr/share/man/man8/kubelet-remediate-apply.8.gz",
+        "usr/share/man/man8/kubelet-remediate-summarize.8.gz",
+        "usr/share/doc/kubelet-remediate/summary.schema.json",
+        "usr/share/doc/kubelet-remediate/scan.schema.json",
         "usr/share/bash-completion/completions/kubelet-remediate",
         "usr/share/zsh/vendor-completions/_kubelet-remediate",
         "usr/share/fish/vendor_completions.d/kubelet-remediate.fish",
@@ -68,19 +72,22 @@ fn the_deb_installs_a_static_binary_its_man_page_and_completions() {
             "{f}"
         );
     }
-    let man = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "gzip -dc {}",
-            root.join("usr/share/man/man8/kubelet-remediate.8.gz")
-                .display()
-        ))
-        .output()
-        .unwrap();
-    let man = String::from_utf8_lossy(&man.stdout);
+    let page = |name: &str| {
+        let o = Command::new("gzip")
+            .arg("-dc")
+            .arg(root.join(format!("usr/share/man/man8/{name}.8.gz")))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let man = page("kubelet-remediate");
     assert!(man.contains(".TH kubelet-remediate 8"), "{man}");
     assert!(
         man.contains("summarize"),
         "the man page lists every command"
     );
+    // Every page the main one names is shipped, with its options and exit statuses.
+    let apply = page("kubelet-remediate-apply");
+    assert!(apply.contains("backup\\-dir"), "{apply}");
+    assert!(apply.contains(".SH \"EXIT STATUS\"\n.nf"), "{apply}");
 }

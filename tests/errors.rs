@@ -7,9 +7,14 @@ use std::path::Path;
 use std::process::Command;
 
 fn plan(root: &Path) -> (i32, String, String) {
+    plan_with(root, &[])
+}
+
+fn plan_with(root: &Path, extra: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
         .args(["plan", "--offline", "--color", "never", "--root"])
         .arg(root)
+        .args(extra)
         .output()
         .unwrap();
     (
@@ -104,9 +109,26 @@ fn no_kubelet_unit_is_an_error_that_says_where_it_looked() {
     let (code, _, err) = plan(t.path());
     assert_eq!(code, 1);
     assert!(
-        err.contains("no unit kubelet.service found (looked in /etc/systemd/system)"),
+        err.contains("no kubelet unit found (looked for kubelet.service, k3s.service, k3s-agent.service, rke2-server.service, rke2-agent.service in /etc/systemd/system); pass --unit"),
         "{err}"
     );
+    // A name given with --unit is not answered with "pass --unit".
+    let (code, _, err) = plan_with(t.path(), &["--unit", "foo.service"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no unit foo.service found (looked in /etc/systemd/system): check the name given with --unit"),
+        "{err}"
+    );
+    assert!(!err.contains("pass --unit"), "{err}");
+    // A root with no unit directory at all says so, instead of "(looked in )".
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = plan(empty.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("none of systemd's unit directories exists under the root"),
+        "{err}"
+    );
+    assert!(!err.contains("looked in )"), "{err}");
 }
 
 #[test]
@@ -141,8 +163,12 @@ fn a_drop_in_without_type_meta_is_refused() {
     .unwrap();
     let (code, _, err) = plan(t.path());
     assert_eq!(code, 1);
+    // One line, one shape: kubelet-remediate: PATH:LINE:COL: KIND: message.
     assert!(
-        err.contains("10-base.conf:1:1: missing apiVersion"),
+        err.starts_with(
+            "kubelet-remediate: /etc/kubernetes/kubelet.conf.d/10-base.conf:1:1: error: missing apiVersion"
+        ),
         "{err}"
     );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -23,7 +23,10 @@ const TARGETS: &[(&str, Check)] = &[
 
 #[test]
 fn every_regression_input_passes_its_targets_checks() {
-    let dir = checks::testdata().parent().unwrap().join("fuzz/regressions");
+    let dir = checks::testdata()
+        .parent()
+        .unwrap()
+        .join("fuzz/regressions");
     let mut replayed = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let entry = entry.unwrap();

@@ -209,8 +209,144 @@ fn every_output_format_matches_its_golden() {
     ] {
         let o = scan(&dir, &["--output", fmt, "platform-infra"]);
         assert_eq!(o.status.code(), Some(2), "{fmt}");
-        golden(file, &String::from_utf8(o.stdout).unwrap());
+        let mut got = String::from_utf8(o.stdout).unwrap();
+        if fmt == "json" {
+            // The envelope names the build; the golden file does not pin one revision.
+            let mut v: serde_json::Value = serde_json::from_str(&got).unwrap();
+            validate_scan_json(&v);
+            v["tool"]["git_revision"] = "<revision>".into();
+            got = serde_json::to_string_pretty(&v).unwrap() + "\n";
+        }
+        golden(file, &got);
     }
+}
+
+/// `scan --output json` against docs/scan.schema.json (which must not be vacuous).
+fn validate_scan_json(v: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("docs/scan.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut broken = v.clone();
+    broken["findings"][0]["path"] = "./x.yaml".into();
+    assert!(
+        !validator.is_valid(&broken),
+        "the schema must refuse a ./ path"
+    );
+}
+
+#[test]
+fn json_files_are_strict_json_and_literal_chart_templates_are_scanned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chart = tmp.path().join("chart");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: node\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    // No template action: Helm renders it as itself, so it is judged (and fixable).
+    std::fs::write(
+        chart.join("templates/kubelet-config.yaml"),
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmakeIPTablesUtilChains: false\n",
+    )
+    .unwrap();
+    // With actions: skipped, but its literal false line fails the scan.
+    std::fs::write(
+        chart.join("templates/ds.yaml"),
+        "kind: DaemonSet\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  template:\n    spec:\n      containers:\n        - command: [kubelet, --make-iptables-util-chains=false]\n",
+    )
+    .unwrap();
+    // A trailing comma: YAML would take it, the kubelet's JSON decoder refuses it.
+    let json_cfg = "{\"kind\": \"KubeletConfiguration\", \"apiVersion\": \"kubelet.config.k8s.io/v1beta1\", \"makeIPTablesUtilChains\": false,}\n";
+    std::fs::write(tmp.path().join("kubelet.json"), json_cfg).unwrap();
+    let (code, v) = json(tmp.path(), &["."]);
+    assert_eq!(code, 2, "{v}");
+    validate_scan_json(&v);
+    let found = found(&v);
+    assert_eq!(
+        found,
+        [(
+            "chart/templates/kubelet-config.yaml".to_string(),
+            3,
+            "kubelet-configuration".to_string()
+        )]
+    );
+    let skipped = v["skipped"].as_array().unwrap();
+    let reason = |p: &str| {
+        skipped
+            .iter()
+            .find(|s| s["path"] == p)
+            .unwrap_or_else(|| panic!("{p} not skipped: {v}"))
+            .clone()
+    };
+    assert!(
+        reason("kubelet.json")["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not valid JSON")
+    );
+    assert_eq!(reason("chart/templates/ds.yaml")["suspect"]["line"], 8);
+    // --fix never touches the broken JSON file.
+    let o = scan(tmp.path(), &["--fix", "--yes", "."]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("kubelet.json")).unwrap(),
+        json_cfg
+    );
+}
+
+#[test]
+fn a_kustomization_inline_patch_is_judged_and_fixed_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - base\npatches:\n  - target:\n      kind: ConfigMap\n    patch: |-\n      apiVersion: kubelet.config.k8s.io/v1beta1\n      kind: KubeletConfiguration\n      makeIPTablesUtilChains: false\npatchesStrategicMerge:\n  - |-\n    apiVersion: kubeadm.k8s.io/v1beta3\n    kind: JoinConfiguration\n    nodeRegistration:\n      kubeletExtraArgs:\n        make-iptables-util-chains: \"false\"\n  - local-file.yaml\n";
+    std::fs::write(tmp.path().join("kustomization.yaml"), k).unwrap();
+    let (code, v) = json(tmp.path(), &["."]);
+    assert_eq!(code, 2, "{v}");
+    let got = found(&v);
+    assert_eq!(
+        got,
+        [
+            (
+                "kustomization.yaml".to_string(),
+                11,
+                "kustomization".to_string()
+            ),
+            (
+                "kustomization.yaml".to_string(),
+                18,
+                "kustomization".to_string()
+            )
+        ],
+        "{v}"
+    );
+    let o = scan(tmp.path(), &["--fix", "--yes", "."]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let fixed = std::fs::read_to_string(tmp.path().join("kustomization.yaml")).unwrap();
+    assert_eq!(
+        fixed,
+        k.replace("UtilChains: false", "UtilChains: true")
+            .replace("chains: \"false\"", "chains: \"true\"")
+    );
+}
+
+#[test]
+fn a_path_that_is_not_a_file_or_directory_is_a_usage_error() {
+    let o = scan(Path::new("/"), &["/dev/null"]);
+    assert_eq!(o.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("kubelet-remediate: error: /dev/null: not a regular file or a directory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -261,12 +397,24 @@ fn fix_then_rescan_finds_nothing_and_changes_only_the_false() {
     std::fs::set_permissions(&k3s, std::fs::Permissions::from_mode(0o640)).unwrap();
     let before = snapshot(&root);
     let o = scan(tmp.path(), &["--fix", "--yes", "platform-infra"]);
+    // Every finding is fixed; what keeps the exit at 2 is the broken file that could not be
+    // judged but holds a line that looks like a false.
+    let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
         o.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
+        Some(2),
+        "{out}{}",
         String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("0 findings in 14 files scanned (2 skipped)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "platform-infra/bootstrap/broken.yaml:3: looks like it sets the value false, and was not judged"
+        ),
+        "{out}"
     );
     let after = snapshot(&root);
     assert_eq!(
@@ -311,7 +459,7 @@ fn fix_then_rescan_finds_nothing_and_changes_only_the_false() {
     let mode = std::fs::metadata(&k3s).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o640, "the mode is kept");
     let (code, v) = json(tmp.path(), &["platform-infra"]);
-    assert_eq!(code, 0, "{v}");
+    assert_eq!(code, 2, "the broken file's suspect line remains: {v}");
     assert_eq!(v["findings"].as_array().unwrap().len(), 0);
 }
 

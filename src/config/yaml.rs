@@ -651,7 +651,10 @@ y: *n
         );
         assert_eq!((o.line, o.column), (1, 10));
         // The field report's input: a quoted "false" is a string the kubelet refuses.
-        let s = format!("é: \"{}\"\rmakeIPTablesUtilChains: \"false\"\r", "é".repeat(34));
+        let s = format!(
+            "é: \"{}\"\rmakeIPTablesUtilChains: \"false\"\r",
+            "é".repeat(34)
+        );
         let (_, e) = p(&s).unwrap();
         assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
         assert_eq!(&s[e[0].occ.value_span.clone()], "\"false\"");

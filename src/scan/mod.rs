@@ -42,6 +42,15 @@ pub struct Finding {
 pub struct Skipped {
     pub path: String,
     pub reason: String,
+    /// A line of the skipped file that looks like it sets the value false: the file is not
+    /// judged, but it must not pass unseen (scan exits 2).
+    pub suspect: Option<Suspect>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Suspect {
+    pub line: usize,
+    pub text: String,
 }
 
 /// One file that parsed: its documents and what was found in them.
@@ -79,12 +88,21 @@ impl Scan {
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.files.iter().flat_map(|f| f.findings.iter())
     }
+
+    /// Whether the scan must fail: a finding, or a skipped file with a suspect line.
+    pub fn blocks(&self) -> bool {
+        self.findings().next().is_some() || self.skipped.iter().any(|s| s.suspect.is_some())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    /// A path named on the command line that is neither a file nor a directory (`/dev/null`, a
+    /// FIFO): a usage error, never "0 files, nothing found".
+    #[error("{0}: not a regular file or a directory: nothing to scan")]
+    NotScannable(String),
 }
 
 /// Scan files and directories (recursively; hidden directories such as `.git` are not entered,
@@ -96,8 +114,10 @@ pub fn scan(paths: &[PathBuf]) -> Result<Scan, ScanError> {
             std::fs::symlink_metadata(p).map_err(|e| ScanError::Io(p.display().to_string(), e))?;
         if meta.is_dir() {
             walk(p, &mut files).map_err(|e| ScanError::Io(p.display().to_string(), e))?;
-        } else {
+        } else if meta.is_file() || meta.is_symlink() {
             files.push(p.clone());
+        } else {
+            return Err(ScanError::NotScannable(p.display().to_string()));
         }
     }
     let mut out = Scan::default();
@@ -137,31 +157,52 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn scan_file(p: &Path, out: &mut Scan) {
-    let path = p.display().to_string();
-    let skip = |out: &mut Scan, reason: String| {
+    // One spelling of a path in every output (JSON, text, SARIF, JUnit): without `./`.
+    let path = diff_path(&p.display().to_string()).to_string();
+    let skip = |out: &mut Scan, reason: String, text: &str| {
         out.skipped.push(Skipped {
             path: path.clone(),
             reason,
+            suspect: suspect(text),
         })
     };
     let text = match read(p) {
         Ok(t) => t,
-        Err(reason) => return skip(out, reason),
+        Err(reason) => return skip(out, reason, ""),
     };
-    if helm_template(p) {
+    // A chart template is Go template text; one with no action renders as itself (Helm copies
+    // it through text/template unchanged), so only one with `{{` is skipped.
+    if helm_template(p) && text.contains("{{") {
         return skip(
             out,
-            "a Helm chart template: scan what it renders to (helm template CHART --output-dir DIR)"
+            "a Helm chart template with template actions: scan what it renders to (helm template CHART --output-dir DIR)"
                 .into(),
+            &text,
         );
+    }
+    // A .json file is JSON: the kubelet (and kubectl) decode a buffer starting with `{` with a
+    // strict JSON decoder, which refuses a trailing comma or a comment that YAML would take.
+    if p.extension().is_some_and(|e| e == "json")
+        && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text)
+    {
+        let why = format!(
+            "not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        );
+        return skip(out, why, &text);
     }
     let f = SourceFile::new(path.clone(), path.clone(), text);
     let docs = match tree::parse(&f) {
         Ok(d) => d,
         Err(e) if f.text.contains("{{") => {
-            return skip(out, format!("a template ({{{{ }}}}), not YAML: {e}"));
+            return skip(
+                out,
+                format!("a template ({{{{ }}}}), not YAML: {e}"),
+                &f.text,
+            );
         }
-        Err(e) => return skip(out, e),
+        Err(e) => return skip(out, e, &f.text),
     };
     let mut findings = Vec::new();
     for (i, d) in docs.iter().enumerate() {
@@ -201,6 +242,34 @@ fn scan_file(p: &Path, out: &mut Scan) {
         documents: docs.len(),
         findings,
     });
+}
+
+/// The first line of a file that could not be judged that looks like it sets the value false:
+/// the flag with a false-looking value, or the key followed by one.
+fn suspect(text: &str) -> Option<Suspect> {
+    const FALSE: &[&str] = &["false", "0", "f", "no", "off", "n"];
+    text.lines().enumerate().find_map(|(i, l)| {
+        let lower = l.to_ascii_lowercase();
+        let hit = [
+            crate::flags::FLAG,
+            "make_iptables_util_chains",
+            "makeiptablesutilchains",
+        ]
+        .iter()
+        .filter_map(|k| lower.find(&k.to_ascii_lowercase()).map(|at| (at, k.len())))
+        .any(|(at, len)| {
+            let rest = lower[at + len..].trim_start_matches(['"', '\'', ' ', ':', '=', '\t']);
+            let word: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            FALSE.contains(&word.as_str())
+        });
+        hit.then(|| Suspect {
+            line: i + 1,
+            text: l.trim().chars().take(200).collect(),
+        })
+    })
 }
 
 /// A file under `templates/` of a directory holding `Chart.yaml`: Go template text, which may

@@ -8,8 +8,14 @@ use serde_json::{Value, json};
 
 const RULE: &str = "make-iptables-util-chains";
 
+/// The JSON document's shape (`docs/scan.schema.json`); bumped when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
 pub fn json(scan: &Scan) -> String {
     let v = json!({
+        "schema_version": SCHEMA_VERSION,
+        "tool": crate::outcome::TOOL,
+        "exit_code": if scan.blocks() { 2 } else { 0 },
         "findings": scan.findings().collect::<Vec<_>>(),
         "skipped": scan.skipped,
         "files_scanned": scan.files.len(),
@@ -37,6 +43,12 @@ pub fn text(scan: &Scan) -> String {
     }
     for s in &scan.skipped {
         out += &format!("skipped {}: {}\n", s.path, s.reason);
+        if let Some(x) = &s.suspect {
+            out += &format!(
+                "  {}:{}: looks like it sets the value false, and was not judged: check it by hand\n    | {}\n",
+                s.path, x.line, x.text
+            );
+        }
     }
     let n = scan.findings().count();
     out += &format!(
@@ -171,17 +183,25 @@ pub fn junit(scan: &Scan) -> String {
     }
     for s in &scan.skipped {
         tests += 1;
+        let body = match &s.suspect {
+            // Not judged, but not to be passed over either.
+            Some(x) => {
+                failures += 1;
+                format!(
+                    "<failure type=\"unjudged\" message=\"{}\">{}:{}: {}</failure>",
+                    escape(&s.reason),
+                    escape(&s.path),
+                    x.line,
+                    escape(&x.text)
+                )
+            }
+            None => format!("<skipped message=\"{}\"/>", escape(&s.reason)),
+        };
         cases += &format!(
-            "    <testcase classname=\"{RULE}\" name=\"{}\">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-            escape(&s.path),
-            escape(&s.reason)
+            "    <testcase classname=\"{RULE}\" name=\"{}\">\n      {body}\n    </testcase>\n",
+            escape(&s.path)
         );
     }
-    crate::junit::document(
-        "kubelet-remediate scan",
-        tests,
-        failures,
-        scan.skipped.len(),
-        &cases,
-    )
+    let skipped = scan.skipped.iter().filter(|s| s.suspect.is_none()).count();
+    crate::junit::document("kubelet-remediate scan", tests, failures, skipped, &cases)
 }

@@ -115,6 +115,13 @@ pub fn judge(f: &SourceFile, root: &Node, out: &mut Vec<Hit>) {
             }
         }
         "ConfigMap" => configmap(f, root, &name, out),
+        "Kustomization" if api.starts_with("kustomize.config.k8s.io/") => {
+            kustomization(f, root, &name, out)
+        }
+        // kind and apiVersion are optional in a kustomization.yaml.
+        "" if root.get("patches").is_some() || root.get("patchesStrategicMerge").is_some() => {
+            kustomization(f, root, "Kustomization", out)
+        }
         "" if root.get("kubelet-arg").is_some() => {
             let a = root.get("kubelet-arg").unwrap();
             let items = match &a.kind {
@@ -282,42 +289,96 @@ fn bool_field(f: &SourceFile, v: &Node, kind: &'static str, name: &str) -> Optio
 }
 
 /// A ConfigMap whose data value is a KubeletConfiguration (kubeadm's kube-system/kubelet-config,
-/// key `kubelet`). Positions inside a literal block (`|`) map line by line to the outer file.
+/// key `kubelet`).
 fn configmap(f: &SourceFile, root: &Node, name: &str, out: &mut Vec<Hit>) {
     for (k, v) in root.get("data").map(Node::entries).unwrap_or_default() {
-        let Kind::Scalar(text, style) = &v.kind else {
-            continue;
-        };
-        if !text.contains("KubeletConfiguration") {
-            continue;
+        if v.str().is_some_and(|t| t.contains("KubeletConfiguration")) {
+            let key = k.str().unwrap_or("?");
+            embedded(
+                f,
+                v,
+                &format!("{name} data.{key}"),
+                Some("kubelet-configuration"),
+                "configmap",
+                out,
+            );
         }
-        let inner = SourceFile::new(f.path.clone(), f.resolved.clone(), text.as_str());
-        let Ok(docs) = super::tree::parse(&inner) else {
-            continue;
-        };
-        let map = (*style == ScalarStyle::Literal)
-            .then(|| block_lines(&f.text, v.start, &inner))
-            .flatten();
-        let key = k.str().unwrap_or("?");
-        for d in docs {
-            let mut hits = Vec::new();
-            judge(&inner, &d.root, &mut hits);
-            for h in hits
-                .into_iter()
-                .filter(|h| h.kind == "kubelet-configuration")
-            {
-                let to_outer = |off: usize| map.as_ref().and_then(|m| outer(m, &inner, off));
-                let edit = h.edit.as_ref().and_then(|(s, e, r)| {
-                    let (os, oe) = (to_outer(*s)?, to_outer(*e)?);
-                    (f.text.get(os..oe) == inner.text.get(*s..*e)).then(|| (os, oe, r.clone()))
-                });
-                out.push(Hit {
-                    at: to_outer(h.at).unwrap_or(v.start),
-                    kind: "configmap",
-                    message: format!("{name} data.{key}: {}", h.message),
-                    edit,
-                });
-            }
+    }
+}
+
+/// A kustomization's inline patches (`patches[].patch`, and `patchesStrategicMerge` entries
+/// that are YAML rather than file names): each is a manifest of its own, judged as one.
+fn kustomization(f: &SourceFile, root: &Node, name: &str, out: &mut Vec<Hit>) {
+    for (i, p) in root
+        .get("patches")
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if let Some(v) = p.get("patch") {
+            embedded(
+                f,
+                v,
+                &format!("{name} patches[{i}].patch"),
+                None,
+                "kustomization",
+                out,
+            );
+        }
+    }
+    let psm = root
+        .get("patchesStrategicMerge")
+        .map(Node::items)
+        .unwrap_or_default();
+    for (i, v) in psm.iter().enumerate() {
+        // A one-line entry is a file name, which the scan reads on its own.
+        if v.str().is_some_and(|t| t.contains('\n')) {
+            let label = format!("{name} patchesStrategicMerge[{i}]");
+            embedded(f, v, &label, None, "kustomization", out);
+        }
+    }
+}
+
+/// The findings of a YAML document held in string `v` (only those of kind `only`, if given),
+/// reported as `kind`. Positions inside a literal block (`|`) map line by line to the outer
+/// file, so the edit is exact; otherwise the finding points at the string, with no edit.
+fn embedded(
+    f: &SourceFile,
+    v: &Node,
+    label: &str,
+    only: Option<&str>,
+    kind: &'static str,
+    out: &mut Vec<Hit>,
+) {
+    let Kind::Scalar(text, style) = &v.kind else {
+        return;
+    };
+    let inner = SourceFile::new(f.path.clone(), f.resolved.clone(), text.as_str());
+    let Ok(docs) = super::tree::parse(&inner) else {
+        return;
+    };
+    let map = (*style == ScalarStyle::Literal)
+        .then(|| block_lines(&f.text, v.start, &inner))
+        .flatten();
+    for d in docs {
+        let mut hits = Vec::new();
+        judge(&inner, &d.root, &mut hits);
+        for h in hits
+            .into_iter()
+            .filter(|h| only.is_none_or(|k| h.kind == k))
+        {
+            let to_outer = |off: usize| map.as_ref().and_then(|m| outer(m, &inner, off));
+            let edit = h.edit.as_ref().and_then(|(s, e, r)| {
+                let (os, oe) = (to_outer(*s)?, to_outer(*e)?);
+                (f.text.get(os..oe) == inner.text.get(*s..*e)).then(|| (os, oe, r.clone()))
+            });
+            out.push(Hit {
+                at: to_outer(h.at).unwrap_or(v.start),
+                kind,
+                message: format!("{label}: {}", h.message),
+                edit,
+            });
         }
     }
 }

@@ -192,7 +192,9 @@ impl<'a> Builder<'a> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             let line = self.f.line_col(self.offset(span)).0;
-            return Err(format!("line {line}: nesting deeper than {MAX_DEPTH} levels"));
+            return Err(format!(
+                "line {line}: nesting deeper than {MAX_DEPTH} levels"
+            ));
         }
         Ok(())
     }

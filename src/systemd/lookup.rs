@@ -107,10 +107,11 @@ pub fn find(fs: &NodeFs, name: &str) -> Result<UnitLayout> {
         }
     }
     let Some(fragment) = fragment else {
-        return Err(Error::NoUnit {
+        return Err(Error::NoUnit(Box::new(crate::error::NoUnit {
             unit: name.into(),
-            searched: dirs.join(", "),
-        });
+            searched: dirs,
+            also: Vec::new(),
+        })));
     };
 
     let mut dropin_dirs = Vec::new();

@@ -26,11 +26,46 @@ pub fn node_trees() -> Vec<PathBuf> {
 pub fn skip_without(why: Option<String>) -> bool {
     match why {
         Some(why) if std::env::var_os("CI").is_none() => {
-            println!("skipped: {why}");
+            skipped(&why);
             true
         }
         Some(why) => panic!("CI must run this test: {why}"),
         None => false,
+    }
+}
+
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Say that the running test skips, and why, where a person sees it: straight to standard error
+/// (the harness captures `println!` and `eprintln!`, so a skip looked like a pass), and again in
+/// a summary when the test binary exits.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("SKIPPED {test}: {why}");
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let mut all = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if all.is_empty() {
+        // libtest ends with process::exit, which runs atexit handlers.
+        unsafe { libc::atexit(skipped_summary) };
+    }
+    all.push(line);
+}
+
+extern "C" fn skipped_summary() {
+    use std::io::Write;
+    let all = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "{} test(s) of this binary skipped, not passed (CI=1 makes them fail instead):",
+        all.len()
+    );
+    for l in all.iter() {
+        let _ = writeln!(err, "  {l}");
     }
 }
 
