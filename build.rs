@@ -5,9 +5,14 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=KUBELET_REMEDIATE_GIT_REVISION");
-    // A new commit or checkout moves HEAD or the branch it names.
+    println!("cargo:rerun-if-changed=build.rs");
+    // A new commit or checkout moves HEAD or the branch it names. Only files that exist are
+    // watched: cargo takes a missing one as changed, and would rerun this (and rebuild the
+    // crate) on every build of a tree without .git, such as an unpacked source tarball.
     for f in [".git/HEAD", ".git/packed-refs"] {
-        println!("cargo:rerun-if-changed={f}");
+        if std::path::Path::new(f).exists() {
+            println!("cargo:rerun-if-changed={f}");
+        }
     }
     if let Ok(head) = std::fs::read_to_string(".git/HEAD")
         && let Some(r) = head.trim().strip_prefix("ref: ")

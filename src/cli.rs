@@ -635,13 +635,15 @@ enum Answer {
 }
 
 /// Ask a yes/no question on the terminal, default no. `y` is yes; `n`, Enter, Escape, Ctrl-D
-/// and the end of input are no; Ctrl-C is `Interrupted`. The keys are read raw, one at a time
-/// (dialoguer's console), but the cursor is never hidden, so nothing is left to restore
-/// whatever ends the question (dialoguer's own Confirm hid it and, on Ctrl-C, raised SIGINT
-/// with it hidden; and it ignored Ctrl-D).
+/// and the end of input are no; Ctrl-C is `Interrupted`. The terminal is put in raw mode before
+/// the question is shown, so a Ctrl-C typed at it is a key, never a SIGINT that kills the run
+/// half-way through asking; the keys are read with dialoguer's console; the cursor is never
+/// hidden, so nothing is left to restore however the question ends. (dialoguer's own Confirm
+/// hid the cursor and, on Ctrl-C, raised SIGINT with it hidden; it also ignored Ctrl-D.)
 fn ask(question: &str) -> Answer {
     use dialoguer::console::{Key, Term};
     let term = Term::stderr();
+    let raw = RawTerminal::enter();
     let _ = term.write_str(&format!("{question} [y/N] "));
     let answer = loop {
         match term.read_key_raw() {
@@ -649,16 +651,49 @@ fn ask(question: &str) -> Answer {
             Ok(Key::Char('n' | 'N' | '\u{4}') | Key::Enter | Key::Escape) => break Answer::No,
             Ok(Key::CtrlC) => break Answer::Interrupted,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break Answer::Interrupted,
-            Err(_) => break Answer::No, // end of input, or the terminal went away
+            Err(_) | Ok(Key::Unknown) => break Answer::No, // end of input, or no terminal
             Ok(_) => continue,
         }
     };
+    drop(raw);
     let _ = term.write_line(match answer {
         Answer::Yes => "yes",
         Answer::No => "no",
         Answer::Interrupted => "^C",
     });
     answer
+}
+
+/// Standard input's terminal in raw mode (no signals from keys, no echo, no line editing; output
+/// processing kept) until dropped, when its settings are put back.
+struct RawTerminal(Option<libc::termios>);
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own; failure leaves it as it was.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return RawTerminal(None);
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            raw.c_oflag = saved.c_oflag;
+            if libc::tcsetattr(0, libc::TCSADRAIN, &raw) != 0 {
+                return RawTerminal(None);
+            }
+            RawTerminal(Some(saved))
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: restoring the settings read in enter().
+            unsafe { libc::tcsetattr(0, libc::TCSADRAIN, saved) };
+        }
+    }
 }
 
 fn run_apply(a: &ApplyArgs) -> i32 {
@@ -743,12 +778,13 @@ fn print_apply(r: &Record, root: &std::path::Path, backup_dir: &str, shown: bool
                     );
                     println!("verdict: COMPLIANT (files and the restarted kubelet)");
                 }
-                Some(rs) if !rs.done && o.error.is_none() => {
+                Some(rs) if !rs.done && o.result == Verdict::RestartNeeded => {
                     println!("verdict: files COMPLIANT; the running kubelet needs a restart");
                     println!("now run: {}", rs.command);
                 }
-                _ if o.result == Verdict::Changed => {
-                    println!("verdict: COMPLIANT (files; no kubelet is running)")
+                Some(rs) if !rs.done && o.result == Verdict::Changed => {
+                    println!("verdict: COMPLIANT (files; no kubelet is running)");
+                    println!("now run: {}", rs.command);
                 }
                 _ => {}
             }

@@ -768,3 +768,268 @@ fn quiet_and_verbose() {
     );
     assert!(String::from_utf8_lossy(&v.stdout).contains("applied: "));
 }
+
+/// `apply` on a terminal, answered with `key` once the question is on the screen.
+fn answer_when_asked(root: &Path, key: &[u8]) -> (Option<i32>, String) {
+    let cmd = format!(
+        "{} apply --root {} --no-restart --color never",
+        bin(),
+        root.display()
+    );
+    let mut c = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let mut out = c.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("[y/N]") {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        assert!(n > 0, "no question: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stdin.write_all(key).unwrap();
+    drop(stdin);
+    std::io::Read::read_to_end(&mut out, &mut seen).unwrap();
+    let status = c.wait().unwrap();
+    (status.code(), String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// Ctrl-D at the question is "no": exit 1, nothing changed. Ctrl-C says it was interrupted and
+/// that nothing changed, exits 130, and leaves the terminal as it found it (the cursor was
+/// never hidden) and the tree byte for byte as it was (no lock file either).
+#[test]
+fn ctrl_d_is_no_and_ctrl_c_interrupts_cleanly() {
+    let t = node("kubeadm-deb");
+    let before = snapshot(t.path());
+    let (code, out) = answer_when_asked(t.path(), b"\x04");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("not applied; nothing was changed"), "{out}");
+    assert_eq!(before, snapshot(t.path()));
+    let (code, out) = answer_when_asked(t.path(), b"\x03");
+    assert_eq!(code, Some(130), "{out}");
+    assert!(
+        out.contains("kubelet-remediate: error: interrupted at the question; nothing was changed"),
+        "{out}"
+    );
+    assert!(!out.contains("\x1b[?25l"), "the cursor was hidden: {out:?}");
+    assert_eq!(before, snapshot(t.path()));
+    assert!(
+        !t.path().join("run").exists(),
+        "a lock file was left behind"
+    );
+}
+
+/// Runs that change nothing leave the tree exactly as it was: a platform that manages its
+/// files (exit 3), and an apply whose D-Bus connection is refused.
+#[test]
+fn runs_that_change_nothing_leave_no_file_behind() {
+    fn all(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+                if p.is_dir() && !p.is_symlink() {
+                    stack.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+    let t = node("openshift");
+    let before = all(t.path());
+    let o = run(t.path(), &["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(before, all(t.path()));
+    let t = node("kubeadm-deb");
+    let before = all(t.path());
+    let o = run(
+        t.path(),
+        &[
+            "apply",
+            "--yes",
+            "--dbus-address",
+            "unix:path=/nonexistent/bus",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("nothing was changed"), "{}", text(&o));
+    assert_eq!(before, all(t.path()));
+}
+
+/// Every command a run prints to paste works when pasted: the undo hint carries --backup-dir
+/// (and --root).
+#[test]
+fn the_undo_hint_works_when_pasted() {
+    let t = node("kubeadm-deb");
+    let o = run(
+        t.path(),
+        &[
+            "apply",
+            "--yes",
+            "--offline",
+            "--no-restart",
+            "--backup-dir",
+            "/srv/kr-backups",
+        ],
+    );
+    let out = text(&o);
+    let undo = out
+        .lines()
+        .find_map(|l| l.split("(undo: ").nth(1))
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no undo hint: {out}"));
+    assert!(undo.contains("--backup-dir /srv/kr-backups"), "{undo}");
+    let words: Vec<&str> = undo.split_whitespace().collect();
+    assert_eq!(words[0], "kubelet-remediate");
+    let o = Command::new(bin())
+        .args(&words[1..])
+        .args(["--yes", "--no-restart"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{undo}: {}", text(&o));
+    assert!(
+        text(&o).contains("restored: /etc/default/kubelet"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// `apply --offline --no-restart` leaves a restart owed: until one is seen, later runs say
+/// restart-needed (exit 2) instead of "nothing to do".
+#[test]
+fn a_restart_owed_is_remembered_until_one_is_seen() {
+    let t = node("kubeadm-deb");
+    let o = run(t.path(), &["apply", "--yes", "--offline", "--no-restart"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("now run: systemctl restart kubelet.service"),
+        "{}",
+        text(&o)
+    );
+    for args in [
+        &[
+            "apply",
+            "--yes",
+            "--offline",
+            "--no-restart",
+            "--output",
+            "json",
+        ][..],
+        &["plan", "--offline", "--output", "json"],
+    ] {
+        let o = run(t.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["result"], "restart-needed", "{args:?}");
+        assert!(
+            j["report"]["notes"]
+                .to_string()
+                .contains("without a restart"),
+            "{args:?}: {j}"
+        );
+    }
+    // The tree has no /proc: read online, no kubelet runs, so the next start reads the new
+    // files; the marker has done its job and apply removes it.
+    let o = run(t.path(), &["apply", "--yes", "--no-restart"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !t.path()
+            .join("var/lib/kubelet-remediate/restart-pending.json")
+            .exists()
+    );
+    let o = run(t.path(), &["plan", "--offline"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// After a successful apply the text ends with the state after the fix, not the old verdict.
+#[test]
+fn a_successful_apply_ends_with_the_new_state() {
+    let t = node("kubeadm-deb");
+    let o = run(
+        t.path(),
+        &["apply", "--yes", "--no-restart", "--color", "never"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("+KUBELET_EXTRA_ARGS=--node-ip=10.0.1.23"),
+        "{out}"
+    );
+    // The plan shown before the write says what was; the last verdict is what is now.
+    let last = out.lines().rfind(|l| l.starts_with("verdict:"));
+    assert_eq!(
+        last,
+        Some("verdict: COMPLIANT (files; no kubelet is running)"),
+        "{out}"
+    );
+}
+
+/// `apply --plan` checks the plan before anything: a file that is not a plan prints no
+/// evidence, and a plan made for another root or node is refused.
+#[test]
+fn a_saved_plan_is_checked_first_and_only_for_its_node_and_root() {
+    let t = node("kubeadm-deb");
+    let not_a_plan = t.path().join("notes.json");
+    std::fs::write(&not_a_plan, "{\"hello\": 1}\n").unwrap();
+    let o = run(
+        t.path(),
+        &[
+            "apply",
+            "--yes",
+            "--no-restart",
+            "--plan",
+            not_a_plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    assert!(text(&o).contains("not a saved plan"), "{}", text(&o));
+    let saved = t.path().join("saved.json");
+    let o = run(t.path(), &["plan", "--out", saved.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let other = node("kubeadm-deb");
+    let before = snapshot(other.path());
+    let o = run(
+        other.path(),
+        &[
+            "apply",
+            "--yes",
+            "--no-restart",
+            "--plan",
+            saved.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("the plan was made for --root"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(before, snapshot(other.path()));
+    let o = run(
+        t.path(),
+        &[
+            "apply",
+            "--yes",
+            "--no-restart",
+            "--node-name",
+            "worker-9",
+            "--plan",
+            saved.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("the plan was made for node"),
+        "{}",
+        text(&o)
+    );
+}

@@ -288,3 +288,135 @@ fn completions_and_the_man_page_name_every_command() {
         );
     }
 }
+
+fn summarize(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .arg("summarize")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A plan record for `name`, made on a tree (compliant or not).
+fn plan_record(tree: &str, name: &str) -> String {
+    let o = run(
+        &["plan", "--offline"],
+        &repo().join("testdata/nodes").join(tree),
+        name,
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A fleet gate must not pass because a node's record is unreadable: a cut-off record and a
+/// file of something else are listed (exit 1); a node --expect-nodes names that sent nothing
+/// is missing (exit 2); -q prints nothing but the unreadable input; the JSON summary follows
+/// docs/summary.schema.json.
+#[test]
+fn summarize_lists_unreadable_input_and_missing_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = plan_record("gke", "ok-node");
+    let bad = plan_record("kubeadm-deb", "cut-node");
+    std::fs::write(dir.path().join("ok-node.json"), &ok).unwrap();
+    std::fs::write(dir.path().join("cut-node.json"), &bad[..bad.len() / 2]).unwrap();
+    std::fs::write(
+        dir.path().join("notes.txt"),
+        "rollout notes, not a record\n",
+    )
+    .unwrap();
+    let o = summarize(&[dir.path().to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("2 unreadable inputs"), "{out}");
+    assert!(
+        err.contains("cut-node.json:1:1: error: a record cut off"),
+        "{err}"
+    );
+    assert!(
+        err.contains("notes.txt: no kubelet-remediate record in it"),
+        "{err}"
+    );
+    // -q: nothing on stdout, the unreadable input still on stderr, the same gate.
+    let q = summarize(&["-q", dir.path().to_str().unwrap()]);
+    assert_eq!(q.status.code(), Some(1));
+    assert!(q.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&q.stderr).contains("cut off"));
+
+    // Readable records only: a node expected and absent fails the gate.
+    let fine = tempfile::tempdir().unwrap();
+    std::fs::write(fine.path().join("ok-node.json"), &ok).unwrap();
+    let expect = fine.path().join("nodes.txt");
+    std::fs::write(&expect, "# the pool\nok-node\nworker-7\n\n").unwrap();
+    let records = fine.path().join("ok-node.json");
+    let o = summarize(&[records.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = summarize(&[
+        "--expect-nodes",
+        expect.to_str().unwrap(),
+        "-o",
+        "json",
+        records.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["missing"], serde_json::json!(["worker-7"]));
+    assert_eq!(j["exit_code"], 2);
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("docs/summary.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&j).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut broken = j.clone();
+    broken["exit_code"] = 7.into();
+    assert!(!v.is_valid(&broken), "the schema is not vacuous");
+    // The JSON summary of the unreadable directory validates too and carries its listing.
+    let o = summarize(&["--output", "json", dir.path().to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.is_valid(&j), "{j}");
+    assert_eq!(j["unreadable"].as_array().unwrap().len(), 2);
+    assert_eq!(j["not_compliant_nodes"].as_array().unwrap().len(), 0);
+}
+
+/// Records made in the same second order by their microseconds: the later apply wins over the
+/// plan before it.
+#[test]
+fn summarize_orders_records_of_the_same_second() {
+    let rec = |result: &str, at: &str| {
+        format!(
+            r#"{{"schema_version":1,"node":{{"name":"n"}},"command":"plan","result":"{result}","exit_code":0,"finished_at":"{at}","report":null,"error":null}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.jsonl");
+    std::fs::write(
+        &f,
+        format!(
+            "{}\n{}\n",
+            rec("changed", "2026-12-07T03:00:05.900000Z"),
+            rec("non-compliant", "2026-12-07T03:00:05.100000Z")
+        ),
+    )
+    .unwrap();
+    let o = summarize(&[f.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // And a record's own times carry the fraction.
+    let j: serde_json::Value = serde_json::from_str(&plan_record("kubeadm-deb", "x")).unwrap();
+    assert!(
+        j["finished_at"].as_str().unwrap().contains('.'),
+        "{}",
+        j["finished_at"]
+    );
+}

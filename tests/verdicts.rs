@@ -71,11 +71,11 @@ fn unmodelled_or_unreadable_layouts_are_errors_naming_the_place() {
     for (case, at) in [
         (
             "shell-wrapper",
-            "/etc/systemd/system/kubelet.service.d/20-wrapper.conf:4:1: ExecStart= runs the kubelet through bash",
+            "kubelet-remediate: /etc/systemd/system/kubelet.service.d/20-wrapper.conf:4:1: error: ExecStart= runs the kubelet through bash",
         ),
         (
             "config-dir-missing",
-            "/var/lib/kubelet/kubeadm-flags.env:1:149: --config-dir=/etc/kubernetes/kubelet.conf.d:",
+            "kubelet-remediate: /var/lib/kubelet/kubeadm-flags.env:1:149: error: --config-dir=/etc/kubernetes/kubelet.conf.d:",
         ),
     ] {
         let o = run(&["plan", "--root"], case);
@@ -166,5 +166,5 @@ fn usage_errors_exit_64_not_2() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("64  command-line usage error"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("64   command-line usage error"));
 }

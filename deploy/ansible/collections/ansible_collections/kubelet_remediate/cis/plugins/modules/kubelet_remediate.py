@@ -7,20 +7,94 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: kubelet_remediate
 short_description: Set the kubelet's makeIPTablesUtilChains to true (CIS 4.2.7 / 4.2.6 / 3.2.6)
+version_added: 0.1.0
+author: kubelet-remediate maintainers (@kubelet-remediate)
 description:
-  - Runs C(kubelet-remediate plan) (mode C(plan), or under --check) or C(apply --yes) and
-    returns its record. C(apply) backs up, writes atomically, restarts the kubelet over D-Bus,
-    verifies the new process, and rolls back by itself when the kubelet does not come back.
-  - ok when the node is compliant, changed when it was fixed (or, in plan mode and --check,
-    would be), failed when the fix was rolled back or anything else went wrong.
-  - With --diff, the unified diff of every file is shown.
+  - Runs C(kubelet-remediate plan) (I(mode=plan), or under check mode) or
+    C(kubelet-remediate apply --yes) on the node and returns its JSON record.
+  - C(apply) backs up, writes atomically, restarts the kubelet over D-Bus, verifies the new
+    process, and rolls back by itself when the kubelet does not come back.
+  - The task is ok when the node is compliant, changed when it was fixed (or, in plan mode and
+    check mode, would be), and failed when the fix was rolled back or anything else went wrong.
 options:
-  binary: {description: Path of kubelet-remediate on the node., type: path, required: true}
-  mode: {description: plan or apply., type: str, choices: [plan, apply], default: plan}
-  root: {description: The node's root., type: path, default: /}
-  dbus_address: {description: systemd's D-Bus address., type: str}
-  settle: {description: Seconds the restarted kubelet must stay up., type: float, default: 10}
-  node_name: {description: The node's name in the record., type: str}
+  binary:
+    description: Path of the kubelet-remediate binary on the node.
+    type: path
+    required: true
+  mode:
+    description:
+      - C(plan) reports and never changes anything; C(apply) fixes, restarts, verifies and
+        rolls back on failure.
+    type: str
+    choices: [plan, apply]
+    default: plan
+  root:
+    description: The node's root file system (a chroot or a test tree can point elsewhere).
+    type: path
+    default: /
+  dbus_address:
+    description:
+      - systemd's D-Bus address. Unset, the node's C(/run/systemd/private), then its system bus.
+    type: str
+  settle:
+    description: Seconds the restarted kubelet must stay active, with the same main PID.
+    type: float
+    default: 10
+  node_name:
+    description: The node's name in the record (the tool's default is the node's hostname).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Runs C(plan) instead of C(apply); changed tells whether apply would change.
+  diff_mode:
+    support: full
+    description: The unified diff of every file the fix changes.
+"""
+
+EXAMPLES = r"""
+- name: Report only
+  kubelet_remediate.cis.kubelet_remediate:
+    binary: /usr/local/sbin/kubelet-remediate
+    mode: plan
+
+- name: Fix, restart, verify (rolled back by the tool if the kubelet does not come back)
+  kubelet_remediate.cis.kubelet_remediate:
+    binary: /usr/local/sbin/kubelet-remediate
+    mode: apply
+    settle: 15
+    node_name: "{{ inventory_hostname }}"
+  register: result
+"""
+
+RETURN = r"""
+record:
+  description:
+    - The record kubelet-remediate printed (docs/report.schema.json), or null when it printed
+      none (the binary is missing, or crashed).
+  returned: always
+  type: dict
+result:
+  description:
+    - The record's result (compliant, non-compliant, changed, restart-needed, refused, managed,
+      rolled-back, error).
+  returned: when a record was printed
+  type: str
+  sample: changed
+exit_code:
+  description: The tool's exit status (0 compliant or fixed, 1 error, 2 not compliant, 3 managed).
+  returned: when the tool ran
+  type: int
+  sample: 0
+stderr:
+  description: What the tool printed on standard error.
+  returned: when the tool ran
+  type: str
+cmd:
+  description: The command line that was run.
+  returned: when the tool ran
+  type: list
+  elements: str
 """
 
 import json

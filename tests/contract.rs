@@ -1,0 +1,269 @@
+//! The README's contract against the code, so the two cannot drift: every subcommand's
+//! synopsis names exactly the options its `--help` lists, every exit-status table holds exactly
+//! the statuses the command documents (and prints under `--help`), and the record's and the
+//! report's field tables name exactly the schema's required fields. Plus what each subcommand
+//! refuses: an option it does not honour is a usage error (64).
+
+mod common;
+use common::repo;
+use kubelet_remediate::cli;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+fn readme() -> String {
+    std::fs::read_to_string(repo().join("README.md")).unwrap()
+}
+
+/// The text under `heading` (a whole heading line), up to the next heading of its level or
+/// higher.
+fn section<'a>(text: &'a str, heading: &str) -> &'a str {
+    let level = heading.chars().take_while(|c| *c == '#').count();
+    let start = text
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README has no heading {heading:?}"))
+        + heading.len()
+        + 2;
+    let rest = &text[start..];
+    let mut at = 0;
+    let mut fence = false;
+    for line in rest.split_inclusive('\n') {
+        fence ^= line.starts_with("```");
+        let hashes = line.chars().take_while(|c| *c == '#').count();
+        if !fence && hashes > 0 && hashes <= level && line[hashes..].starts_with(' ') {
+            break;
+        }
+        at += line.len();
+    }
+    &rest[..at]
+}
+
+/// The first cells of the table whose header's first cell is `header`.
+fn first_cells(text: &str, header: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if !line.starts_with('|') {
+            if inside {
+                break;
+            }
+            continue;
+        }
+        if cells.get(1) == Some(&header) {
+            inside = true;
+            continue;
+        }
+        if inside && !cells[1].starts_with("---") {
+            out.push(cells[1].to_string());
+        }
+    }
+    assert!(!out.is_empty(), "no table headed {header:?}");
+    out
+}
+
+/// Every `name` in backticks in `cell`s.
+fn backticked(cells: &[String]) -> BTreeSet<String> {
+    cells
+        .iter()
+        .flat_map(|c| c.split('`').skip(1).step_by(2).map(str::to_string))
+        .collect()
+}
+
+/// The statuses a `--help` exit-status text lists.
+fn statuses(text: &str) -> BTreeSet<u32> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// The long and short options `SUB --help` lists (help and version aside).
+fn help_options(sub: &str) -> BTreeSet<String> {
+    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args([sub, "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(o.stdout).unwrap();
+    let opts = &help[help.find("Options:").expect("an Options: section")..];
+    // Option lines are indented by two (short) or six (long only); wrapped help text deeper.
+    opts.lines()
+        .filter(|l| l.starts_with("  -") || l.starts_with("      --"))
+        .map(str::trim_start)
+        .flat_map(|l| {
+            l.split([',', ' '])
+                .take_while(|w| w.starts_with('-') || w.is_empty())
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|o| !["-h", "--help", "-V", "--version"].contains(&o.as_str()))
+        .collect()
+}
+
+/// The options a synopsis code block names.
+fn synopsis_options(section: &str) -> BTreeSet<String> {
+    let block = section.split("```").nth(1).expect("a synopsis code block");
+    block
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with('-') && w.len() > 1 && !w.starts_with("---"))
+        .map(str::to_string)
+        .collect()
+}
+
+const SUBCOMMANDS: &[&str] = &["plan", "apply", "rollback", "verify", "scan", "summarize"];
+
+#[test]
+fn every_synopsis_names_exactly_the_options_of_its_help() {
+    let text = readme();
+    for sub in SUBCOMMANDS {
+        let s = section(&text, &format!("## `kubelet-remediate {sub}`"));
+        assert_eq!(
+            synopsis_options(s),
+            help_options(sub),
+            "README's {sub} synopsis against `{sub} --help`"
+        );
+    }
+}
+
+#[test]
+fn every_exit_status_table_is_what_the_command_documents() {
+    let text = readme();
+    for (sub, doc) in [
+        ("plan", cli::EXIT_STATUS),
+        ("apply", cli::EXIT_STATUS),
+        ("rollback", cli::EXIT_STATUS),
+        ("verify", cli::VERIFY_EXIT_STATUS),
+        ("scan", cli::SCAN_EXIT_STATUS),
+        ("summarize", cli::SUMMARIZE_EXIT_STATUS),
+    ] {
+        let s = section(&text, &format!("## `kubelet-remediate {sub}`"));
+        let table: BTreeSet<u32> = first_cells(s, "status")
+            .iter()
+            .map(|c| c.parse().unwrap_or_else(|_| panic!("{sub}: status {c:?}")))
+            .collect();
+        let want = statuses(doc);
+        // apply and rollback list the statuses they can give; plan, verify, scan and
+        // summarize list them all.
+        if matches!(sub, "apply" | "rollback") {
+            assert!(
+                table.is_subset(&want),
+                "{sub}: {table:?} not within {want:?}"
+            );
+        } else {
+            assert_eq!(table, want, "README's {sub} exit statuses");
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(doc),
+            "`{sub} --help` prints its exit statuses"
+        );
+    }
+}
+
+#[test]
+fn the_record_and_report_tables_name_the_schemas_fields() {
+    let text = readme();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let required = |v: &serde_json::Value| -> BTreeSet<String> {
+        v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let json = section(&text, "### JSON output: one record per command and node");
+    assert_eq!(
+        backticked(&first_cells(json, "field")),
+        required(&schema),
+        "README's record table"
+    );
+    let report_def = schema["properties"]["report"]["oneOf"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|v| v["$ref"].as_str()))
+        .and_then(|r| r.rsplit('/').next())
+        .map(|name| &schema["$defs"][name])
+        .expect("the report's schema");
+    let report = json
+        .split("The `report`:")
+        .nth(1)
+        .expect("the report's table");
+    assert_eq!(
+        backticked(&first_cells(report, "field")),
+        required(report_def),
+        "README's report table"
+    );
+}
+
+/// Each subcommand takes the options it honours and refuses the others with 64.
+#[test]
+fn options_are_where_they_mean_something() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    for args in [
+        &["scan", "--node-name", "x", "."][..],
+        &["summarize", "-v", "-"],
+        &["completions", "-q", "bash"],
+        &["plan", "--every", "0"],
+        &["plan", "--every", "9"],
+    ] {
+        assert_eq!(run(args), Some(64), "{args:?}");
+    }
+    let tree = repo().join("testdata/nodes/gke");
+    let tree = tree.to_str().unwrap();
+    for args in [
+        &["plan", "-o", "json", "--offline", "--root", tree][..],
+        &[
+            "rollback",
+            "--offline",
+            "--list",
+            "-o",
+            "json",
+            "--root",
+            tree,
+        ],
+        &["scan", "-o", "json", tree],
+    ] {
+        assert_eq!(run(args), Some(0), "{args:?}");
+    }
+}
+
+/// The project's docs stand on their own: every relative link resolves to a file in the
+/// repository, and none cites the team's shared notes beside the clone.
+#[test]
+fn every_doc_link_resolves_inside_the_repository() {
+    let mut docs = vec![repo().join("README.md")];
+    for e in std::fs::read_dir(repo().join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            docs.push(p);
+        }
+    }
+    for d in docs {
+        let text = std::fs::read_to_string(&d).unwrap();
+        assert!(
+            !text.contains("shared/docs/"),
+            "{} cites a file outside the repository",
+            d.display()
+        );
+        for link in text.split("](").skip(1) {
+            let target = link.split(')').next().unwrap().split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") {
+                continue;
+            }
+            let p = d.parent().unwrap().join(target);
+            assert!(p.exists(), "{}: broken link {target}", d.display());
+        }
+    }
+}
