@@ -267,3 +267,29 @@ fn every_doc_link_resolves_inside_the_repository() {
         }
     }
 }
+
+/// `plan --every` in text puts a line saying when (and what) before each report.
+#[test]
+fn plan_every_separates_reports_with_a_timestamped_line() {
+    use std::io::BufRead;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["plan", "--offline", "--color", "never", "--every", "10", "--root"])
+        .arg(repo().join("testdata/nodes/gke"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(c.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let rest = first
+        .strip_prefix("==== ")
+        .unwrap_or_else(|| panic!("{first:?}"));
+    // An RFC 3339 time with microseconds, then what was planned and its result.
+    assert_eq!(&rest[4..5], "-", "{first}");
+    assert!(rest[..27].ends_with('Z'), "{first}");
+    assert!(rest.contains(" plan "), "{first}");
+    assert!(rest.trim_end().ends_with("(compliant, exit 0) ===="), "{first}");
+}

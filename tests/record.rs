@@ -269,6 +269,37 @@ fn version_names_the_git_revision() {
     );
 }
 
+/// `man DIR` writes the main page and one per subcommand, each with its options and its exit
+/// statuses as a table roff keeps as it is (`.nf`), not re-wrapped.
+#[test]
+fn every_man_page_is_written_with_its_options_and_exit_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .arg("man")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    for (page, option, status) in [
+        ("kubelet-remediate.8", "summarize", "130"),
+        ("kubelet-remediate-apply.8", "backup\\-dir", "130"),
+        ("kubelet-remediate-summarize.8", "expect\\-nodes", "64"),
+        ("kubelet-remediate-verify.8", "configz", "64"),
+        ("kubelet-remediate-scan.8", "fix", "130"),
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(option), "{page}: {option}");
+        let exit = text
+            .split(".SH \"EXIT STATUS\"\n.nf\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{page}: no preformatted exit status"));
+        assert!(
+            exit.lines().any(|l| l.trim_start().starts_with(status)),
+            "{page}: {exit}"
+        );
+    }
+}
+
 #[test]
 fn completions_and_the_man_page_name_every_command() {
     for (args, want) in [

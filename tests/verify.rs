@@ -113,3 +113,30 @@ fn no_process_and_no_configz_is_an_error() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no running kubelet found"));
 }
+
+/// With no running kubelet and no systemd to ask, the error says that systemd was never
+/// reached and where it was looked for, not that the unit has no main process; --offline asks
+/// for --configz.
+#[test]
+fn no_kubelet_found_says_whether_systemd_was_reached() {
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+            .arg("verify")
+            .args(extra)
+            .arg("--root")
+            .arg(repo().join("testdata/nodes/gke"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("systemd was not reached"), "{err}");
+    assert!(err.contains("run/systemd/private"), "{err}");
+    assert!(!err.contains("has no main process"), "{err}");
+    let o = run(&["--offline"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pass --configz URL"), "{err}");
+}
