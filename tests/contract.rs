@@ -273,7 +273,15 @@ fn every_doc_link_resolves_inside_the_repository() {
 fn plan_every_separates_reports_with_a_timestamped_line() {
     use std::io::BufRead;
     let mut c = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
-        .args(["plan", "--offline", "--color", "never", "--every", "10", "--root"])
+        .args([
+            "plan",
+            "--offline",
+            "--color",
+            "never",
+            "--every",
+            "10",
+            "--root",
+        ])
         .arg(repo().join("testdata/nodes/gke"))
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -291,5 +299,8 @@ fn plan_every_separates_reports_with_a_timestamped_line() {
     assert_eq!(&rest[4..5], "-", "{first}");
     assert!(rest[..27].ends_with('Z'), "{first}");
     assert!(rest.contains(" plan "), "{first}");
-    assert!(rest.trim_end().ends_with("(compliant, exit 0) ===="), "{first}");
+    assert!(
+        rest.trim_end().ends_with("(compliant, exit 0) ===="),
+        "{first}"
+    );
 }
