@@ -157,12 +157,33 @@ pub fn k3s_config(data: &[u8]) {
     node_file("k3s-agent", "/etc/rancher/k3s/config.yaml", data, &[]);
 }
 
-/// The kubelet's command line, one argument a line, through pflag's rules.
+/// The kubelet's command line, one argument a line, through pflag's rules; and every word
+/// through every flag type's value parser of the settings table (a parse error is fine, a
+/// panic is not; a duration that parses prints and parses back to itself).
 pub fn argv(data: &[u8]) {
+    use kubelet_remediate::settings::{self, FlagType, Value};
     let Some(t) = text(data) else { return };
     let words: Vec<&str> = t.split('\n').collect();
     let cmd = flags::parse(&words);
     let _ = cmd.effective();
+    for w in &words {
+        for ty in [
+            FlagType::Bool,
+            FlagType::Int32,
+            FlagType::Int64,
+            FlagType::String,
+            FlagType::Duration,
+            FlagType::StringSlice,
+            FlagType::MapStringBool,
+        ] {
+            if let Ok(v) = settings::parse(ty, w) {
+                let shown = v.to_string();
+                if let Value::Duration(d) = v {
+                    assert_eq!(settings::parse_duration(&shown), Ok(d), "{w:?} -> {shown}");
+                }
+            }
+        }
+    }
 }
 
 /// A saved plan (`plan --out`) applied to the files it names, as `apply --plan` does.

@@ -9,12 +9,20 @@
 //! strconv.ParseBool); any other flag without `=` takes the next argument, whatever it looks
 //! like; the last occurrence wins.
 
+use crate::settings::MAKE_IPTABLES_UTIL_CHAINS;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-pub const FLAG: &str = "make-iptables-util-chains";
-pub const KEY: &str = "makeIPTablesUtilChains";
+/// The one-control planner's flag and config key: the settings table's row.
+pub const FLAG: &str = match MAKE_IPTABLES_UTIL_CHAINS.flag {
+    Some(f) => f,
+    None => panic!("the row has a flag"),
+};
+pub const KEY: &str = match MAKE_IPTABLES_UTIL_CHAINS.key {
+    Some([k]) => k,
+    _ => panic!("the row has a top-level key"),
+};
 
 /// Whether a flag is a bool (pflag NoOptDefVal "true": never consumes the next argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +47,7 @@ pub fn kind(name: &str) -> Option<Kind> {
     KUBELET_FLAGS.get(name).copied()
 }
 
-/// Go's strconv.ParseBool.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::settings::parse_bool;
 
 /// One `--make-iptables-util-chains` on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

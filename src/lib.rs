@@ -19,6 +19,7 @@ pub mod restart;
 pub mod root;
 pub mod saved;
 pub mod scan;
+pub mod settings;
 pub mod state;
 pub mod summary;
 pub mod systemd;

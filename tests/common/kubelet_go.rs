@@ -37,14 +37,26 @@ pub fn skip() -> bool {
 /// renamed into place, so test binaries building at once never see half a file.
 pub fn binary() -> PathBuf {
     let repo = super::repo();
-    let src = repo.join("tests/kubelet-stand-in/main.go");
-    let flags = repo.join("src/kubelet_flags.txt");
+    build(
+        "go-stand-in",
+        "kubelet",
+        &[
+            repo.join("tests/kubelet-stand-in/main.go"),
+            repo.join("src/kubelet_flags.txt"),
+        ],
+    )
+}
+
+/// A Go program from `sources` (its main.go first; every file is copied beside it under its
+/// own name, main.go's as main.go), built as `name` under target's `dir`, rebuilt when a source
+/// is newer.
+pub fn build(dir: &str, name: &str, sources: &[PathBuf]) -> PathBuf {
     let out_dir = Path::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
         .parent()
         .unwrap()
-        .join("go-stand-in");
-    let bin = out_dir.join("kubelet");
-    let newest = [&src, &flags]
+        .join(dir);
+    let bin = out_dir.join(name);
+    let newest = sources
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
         .max()
@@ -57,9 +69,17 @@ pub fn binary() -> PathBuf {
     }
     std::fs::create_dir_all(&out_dir).unwrap();
     let work = tempfile::tempdir_in(&out_dir).unwrap();
-    std::fs::copy(&src, work.path().join("main.go")).unwrap();
-    std::fs::copy(&flags, work.path().join("flags.txt")).unwrap();
-    let built = work.path().join("kubelet");
+    for (i, src) in sources.iter().enumerate() {
+        let to = if i == 0 {
+            "main.go".to_string()
+        } else if src.file_name().unwrap() == "kubelet_flags.txt" {
+            "flags.txt".to_string()
+        } else {
+            src.file_name().unwrap().to_string_lossy().into_owned()
+        };
+        std::fs::copy(src, work.path().join(to)).unwrap();
+    }
+    let built = work.path().join(name);
     let o = Command::new(GO)
         .args(["build", "-o"])
         .arg(&built)
