@@ -9,7 +9,7 @@
 //! strconv.ParseBool); any other flag without `=` takes the next argument, whatever it looks
 //! like; the last occurrence wins.
 
-use crate::settings::MAKE_IPTABLES_UTIL_CHAINS;
+use crate::settings::{self, MAKE_IPTABLES_UTIL_CHAINS};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -60,11 +60,25 @@ pub struct Occurrence {
     pub value_range: Option<Range<usize>>,
 }
 
+/// One flag of the settings table on the command line, its value read by its pflag type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingOcc {
+    /// The setting's id in `settings::SETTINGS`.
+    pub id: &'static str,
+    /// Index in argv (of the flag; a value in the next argument is at `arg + 1`).
+    pub arg: usize,
+    pub value: settings::Value,
+    /// Byte range of the value after `=` inside the argument, if written so.
+    pub value_range: Option<Range<usize>>,
+}
+
 /// What the command line says about the settings the planner needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cmdline {
     /// Occurrences of our flag parsed before any error (pflag stops at the first).
     pub occurrences: Vec<Occurrence>,
+    /// Every flag of the settings table, in order, parsed before any error.
+    pub settings: Vec<SettingOcc>,
     /// (argv index, value) of the last `--config`.
     pub config: Option<(usize, String)>,
     pub config_dir: Option<(usize, String)>,
@@ -77,6 +91,33 @@ impl Cmdline {
     /// The effective value given on the command line, if any (last occurrence wins).
     pub fn effective(&self) -> Option<&Occurrence> {
         self.occurrences.last()
+    }
+
+    /// What the command line sets setting `id` to, by its flag's merge rule (pflag's `Set`
+    /// called once per occurrence): a scalar's last occurrence; a stringSlice's lists appended
+    /// (the first replaces whatever was there, later ones append); a map's pairs merged, later
+    /// pairs winning per key (and the first `Set` clears what was there). `None`: not given.
+    pub fn setting(&self, id: &str) -> Option<settings::Value> {
+        use settings::{Merge, Value};
+        let setting = settings::get(id)?;
+        let mut occ = self
+            .settings
+            .iter()
+            .filter(|o| o.id == id)
+            .map(|o| &o.value);
+        let first = occ.next()?.clone();
+        Some(occ.fold(first, |acc, v| match (setting.merge, acc, v) {
+            (Merge::AppendFlags, Value::List(a), Value::List(b)) => {
+                let mut all = a.unwrap_or_default();
+                all.extend(b.clone().unwrap_or_default());
+                Value::List(Some(all))
+            }
+            (Merge::PerKey, Value::Map(mut a), Value::Map(b)) => {
+                a.extend(b.iter().map(|(k, v)| (k.clone(), *v)));
+                Value::Map(a)
+            }
+            (_, _, v) => v.clone(),
+        }))
     }
 }
 
@@ -182,6 +223,21 @@ fn long<S: AsRef<str>>(c: &mut Cmdline, argv: &[S], i: usize, body: &str) -> Res
             }
         },
     };
+    // A flag of the settings table is read by its own type, as pflag's Set of that type would:
+    // a value it cannot parse stops the kubelet like any other parse error.
+    if name != FLAG
+        && let Some((id, setting)) = settings::by_flag(&name)
+    {
+        let parsed = setting
+            .parse_flag(&text)
+            .map_err(|why| format!("{why}: the kubelet refuses to start"))?;
+        c.settings.push(SettingOcc {
+            id,
+            arg: i,
+            value: parsed,
+            value_range: value.clone(),
+        });
+    }
     if kind == Kind::Bool && parse_bool(&text).is_none() {
         let why = format!(
             "invalid value \"{text}\" for --{name}: strconv.ParseBool accepts only 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False; the kubelet refuses to start"
@@ -246,6 +302,52 @@ mod tests {
         let mut v = vec!["kubelet"];
         v.extend_from_slice(args);
         parse(&v).effective().map(|o| o.value.clone())
+    }
+
+    #[test]
+    fn table_flags_are_read_by_their_type_and_merged_by_their_rule() {
+        let c = parse(&[
+            "kubelet",
+            "--read-only-port=010",
+            "--read-only-port",
+            "0x0",
+            "--tls-cipher-suites=A,B",
+            "--tls-cipher-suites=C",
+            "--feature-gates=X=true,Y=false",
+            "--feature-gates=Y=true",
+            "--streaming-connection-idle-timeout=0h0m0s",
+            "--anonymous-auth",
+        ]);
+        assert!(c.refused.is_empty(), "{:?}", c.refused);
+        use settings::Value;
+        assert_eq!(c.setting("read-only-port"), Some(Value::Int(0)));
+        assert_eq!(
+            c.setting("tls-cipher-suites"),
+            Some(Value::List(Some(vec!["A".into(), "B".into(), "C".into()])))
+        );
+        let Some(Value::Map(m)) = c.setting("feature-gates") else {
+            panic!()
+        };
+        assert!(m["X"] && m["Y"]);
+        assert_eq!(
+            c.setting("streaming-connection-idle-timeout"),
+            Some(Value::Duration(0))
+        );
+        assert_eq!(c.setting("anonymous-auth"), Some(Value::Bool(true)));
+        assert_eq!(c.setting("event-qps"), None);
+        // A value its type cannot parse stops the kubelet, naming the flag.
+        for bad in [
+            "--read-only-port=x",
+            "--event-qps=1.5",
+            "--streaming-connection-idle-timeout=1d",
+            "--feature-gates=RotateKubeletServerCertificate",
+            "--pod-max-pids=9223372036854775808",
+        ] {
+            let c = parse(&["kubelet", bad]);
+            let why = &c.refused.first().unwrap_or_else(|| panic!("{bad}")).1;
+            assert!(why.starts_with("invalid argument"), "{bad}: {why}");
+            assert!(why.ends_with("the kubelet refuses to start"), "{why}");
+        }
     }
 
     #[test]

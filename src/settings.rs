@@ -664,6 +664,23 @@ mod tests {
             }
             assert!(s.flag.is_some() || s.key.is_some(), "{id}");
         }
+        // The flag list the planner and the Go stand-in share names each row's pflag type.
+        for line in include_str!("kubelet_flags.txt").lines() {
+            let Some((ty, name)) = line.split_once(' ') else {
+                continue;
+            };
+            let want = match by_flag(name).map(|(_, s)| s.ty) {
+                None => continue,
+                Some(FlagType::Bool) => "bool",
+                Some(FlagType::Int32) => "int32",
+                Some(FlagType::Int64) => "int64",
+                Some(FlagType::String) => "string",
+                Some(FlagType::Duration) => "duration",
+                Some(FlagType::StringSlice) => "stringSlice",
+                Some(FlagType::MapStringBool) => "mapStringBool",
+            };
+            assert_eq!(ty, want, "kubelet_flags.txt: {name}");
+        }
         // The four legacy defaults differ (docs/kubelet-controls.md §1.1), and only they.
         let differ: Vec<&str> = SETTINGS
             .iter()

@@ -82,3 +82,51 @@ fn every_tree_gets_the_kubelets_own_verdict() {
         disagreements.join("\n")
     );
 }
+
+/// The settings table's flags are read by their pflag types on both sides: a value its type
+/// cannot parse makes the kubelet refuse to start (and so the planner), one it can parse does
+/// not, whatever the spelling (base-0 integers, `0h0m0s`, a repeated stringSlice).
+#[test]
+fn typed_flags_of_the_settings_table_are_judged_by_their_type() {
+    if kubelet_go::skip() {
+        return;
+    }
+    let bin = kubelet_go::binary();
+    for (extra, refused) in [
+        ("--read-only-port=x", true),
+        ("--read-only-port=010", false),
+        ("--event-qps=0x0", false),
+        ("--event-qps=1.5", true),
+        ("--pod-max-pids=9223372036854775808", true),
+        ("--streaming-connection-idle-timeout=0h0m0s", false),
+        ("--streaming-connection-idle-timeout=1d", true),
+        ("--tls-cipher-suites=A,\"B,C\" --tls-cipher-suites=D", false),
+        (
+            "--feature-gates=RotateKubeletServerCertificate=false",
+            false,
+        ),
+        ("--feature-gates=RotateKubeletServerCertificate", true),
+        ("--feature-gates=X=yes", true),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
+        std::fs::write(
+            t.path().join("etc/default/kubelet"),
+            // (systemd unquotes a $VAR's words as it splits them: CSV quoting is the oracle
+            // test's, tests/settings_differential.rs.)
+            format!("KUBELET_EXTRA_ARGS='{extra}'\n"),
+        )
+        .unwrap();
+        let (ours, argv, cwd) = planner(t.path()).unwrap();
+        let theirs = kubelet_go::judge(&bin, t.path(), &cwd, &argv);
+        assert!(
+            same(&ours, &theirs),
+            "{extra}: planner {ours:?}, kubelet libraries {theirs:?}"
+        );
+        assert_eq!(
+            matches!(ours, Judged::Refused(_)),
+            refused,
+            "{extra}: {ours:?}"
+        );
+    }
+}

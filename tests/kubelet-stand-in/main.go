@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -86,13 +87,52 @@ func newFlagSet() *pflag.FlagSet {
 		case "help":
 			short = "h"
 		}
-		if f[0] == "bool" {
+		// The real pflag type where the list names one (the settings table's flags), so a
+		// value that type cannot parse stops the parse as it stops the kubelet.
+		switch f[0] {
+		case "bool":
 			fs.BoolP(f[1], short, false, "")
-		} else {
+		case "int32":
+			fs.Int32P(f[1], short, 0, "")
+		case "int64":
+			fs.Int64P(f[1], short, 0, "")
+		case "duration":
+			fs.DurationP(f[1], short, 0, "")
+		case "stringSlice":
+			fs.StringSliceP(f[1], short, nil, "")
+		case "mapStringBool":
+			fs.VarP(mapStringBool{}, f[1], short, "")
+		default:
 			fs.StringP(f[1], short, "", "")
 		}
 	}
 	return fs
+}
+
+// component-base cli/flag MapStringBool (not packaged by Debian): the same Set, for
+// --feature-gates.
+type mapStringBool map[string]bool
+
+func (m mapStringBool) String() string { return "" }
+func (m mapStringBool) Type() string   { return "mapStringBool" }
+func (m mapStringBool) Set(value string) error {
+	for _, s := range strings.Split(value, ",") {
+		if len(s) == 0 {
+			continue
+		}
+		arr := strings.SplitN(s, "=", 2)
+		if len(arr) != 2 {
+			return fmt.Errorf("malformed pair, expect string=bool")
+		}
+		k := strings.TrimSpace(arr[0])
+		v := strings.TrimSpace(arr[1])
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("invalid value of %s: %s, err: %v", k, v, err)
+		}
+		m[k] = b
+	}
+	return nil
 }
 
 // loadConfigFile: DecodeKubeletConfiguration, strict first, then lenient.
