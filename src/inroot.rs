@@ -230,27 +230,7 @@ impl Dir {
 
     /// Whether `name` exists here (without following it).
     pub fn exists(&self, name: &str) -> io::Result<bool> {
-        check_name(name)?;
-        let c = cstr(name)?;
-        // SAFETY: fstatat into a zeroed stat we own.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::fstatat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if r == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::NotFound {
-            Ok(false)
-        } else {
-            Err(self.explain(name, e))
-        }
+        self.identity(name).map(|id| id.is_some())
     }
 
     /// `rename(from, to)` inside this directory: `to` is replaced whatever it is (a symlink

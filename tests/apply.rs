@@ -623,18 +623,7 @@ fn through_pty(root: &Path, answer: &str) -> (Option<i32>, String) {
 
 /// `apply` with `extra` arguments (and redirections) on a terminal, answered with `answer`.
 fn pty_command(root: &Path, answer: &str, extra: &str) -> (Option<i32>, String) {
-    let cmd = format!(
-        "{} apply --root {} --no-restart --color never {extra}",
-        bin(),
-        root.display()
-    );
-    let mut c = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut c = on_a_terminal(root, extra);
     c.stdin
         .take()
         .unwrap()
@@ -642,6 +631,23 @@ fn pty_command(root: &Path, answer: &str, extra: &str) -> (Option<i32>, String) 
         .unwrap();
     let o = c.wait_with_output().unwrap();
     (o.status.code(), text(&o))
+}
+
+/// `apply --no-restart` with `extra` arguments running on a pseudo-terminal (`script`), its
+/// input and output piped.
+fn on_a_terminal(root: &Path, extra: &str) -> std::process::Child {
+    let cmd = format!(
+        "{} apply --root {} --no-restart --color never {extra}",
+        bin(),
+        root.display()
+    );
+    Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -771,18 +777,7 @@ fn quiet_and_verbose() {
 
 /// `apply` on a terminal, answered with `key` once the question is on the screen.
 fn answer_when_asked(root: &Path, key: &[u8]) -> (Option<i32>, String) {
-    let cmd = format!(
-        "{} apply --root {} --no-restart --color never",
-        bin(),
-        root.display()
-    );
-    let mut c = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut c = on_a_terminal(root, "");
     let mut stdin = c.stdin.take().unwrap();
     let mut out = c.stdout.take().unwrap();
     let mut seen = Vec::new();

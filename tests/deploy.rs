@@ -17,6 +17,15 @@ fn kubernetes_validate() -> Option<PathBuf> {
     )
 }
 
+/// A command's stdout and stderr, for messages.
+fn both(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 fn manifest(name: &str) -> Value {
     let text = std::fs::read_to_string(repo().join("deploy/kubernetes").join(name)).unwrap();
     serde_yaml_ng::from_str(&text).unwrap()
@@ -29,11 +38,7 @@ fn validate(kv: &Path, version: &str, files: &[PathBuf]) -> (i32, String) {
         .args(files)
         .output()
         .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = both(&o);
     (o.status.code().unwrap_or(-1), out)
 }
 
@@ -217,11 +222,7 @@ fn the_ansible_collection_passes_ansible_test_sanity_and_builds() {
         .current_dir(&copy)
         .output()
         .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = both(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(
         out.contains("Running sanity test \"validate-modules\""),
