@@ -304,3 +304,38 @@ fn plan_every_separates_reports_with_a_timestamped_line() {
         "{first}"
     );
 }
+
+/// Every `docs/NAME` the code cites (in its comments, as the rule it follows) is in the
+/// repository.
+#[test]
+fn every_doc_the_code_cites_exists() {
+    let mut stack = vec![repo().join("src")];
+    let mut cited = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            for (i, _) in text.match_indices("docs/") {
+                let name: String = text[i + 5..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    .collect();
+                let name = name.trim_end_matches('.');
+                if !(name.ends_with(".md") || name.ends_with(".json")) {
+                    continue;
+                }
+                cited += 1;
+                assert!(
+                    repo().join("docs").join(name).is_file(),
+                    "{} cites docs/{name}, which is not in the repository",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(cited > 0);
+}
