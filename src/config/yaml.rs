@@ -463,27 +463,196 @@ fn scalar(v: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
     if style != ScalarStyle::Plain {
         return Value::Str(v.to_string());
     }
-    if NULL.contains(&v) {
-        return Value::Null;
+    match resolve(v) {
+        Resolved::Null => Value::Null,
+        Resolved::Bool(b) => Value::Bool(b),
+        Resolved::Int | Resolved::Float => Value::Num(v.to_string()),
+        Resolved::Str => Value::Str(v.to_string()),
     }
-    if let Some(b) = yaml11_bool(v) {
-        return Value::Bool(b);
-    }
-    if looks_numeric(v) {
-        return Value::Num(v.to_string());
-    }
-    Value::Str(v.to_string())
 }
 
-fn looks_numeric(s: &str) -> bool {
-    let t = s.trim_start_matches(['+', '-']).replace('_', "");
-    t.parse::<f64>().is_ok()
-        || (t.starts_with("0x") && i64::from_str_radix(&t[2..], 16).is_ok())
-        || (t.starts_with("0o") && i64::from_str_radix(&t[2..], 8).is_ok())
-        || matches!(
-            t.as_str(),
-            ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
-        )
+/// What yaml.v2 makes of a plain scalar (`resolve` in resolve.go, untagged): its first byte
+/// decides what it may be (a sign or digit: a number or a timestamp; one of `yYnNtTfFoO~`: a
+/// word of the bool/null table; `.`: `.inf`/`.nan` or a float); anything else is a string. A
+/// timestamp is a string here, as sigs.k8s.io/yaml hands it on (JSON has no time type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    Null,
+    Bool(bool),
+    Int,
+    Float,
+    Str,
+}
+
+pub fn resolve(s: &str) -> Resolved {
+    if NULL.contains(&s) {
+        return Resolved::Null;
+    }
+    if let Some(b) = yaml11_bool(s) {
+        return Resolved::Bool(b);
+    }
+    match s.as_bytes().first() {
+        Some(b'.') => {
+            if matches!(s, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN") || go_float(s) {
+                Resolved::Float
+            } else {
+                Resolved::Str
+            }
+        }
+        Some(b'+' | b'-')
+            if matches!(s, "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF") =>
+        {
+            Resolved::Float
+        }
+        Some(c) if c.is_ascii_digit() || matches!(c, b'+' | b'-') => {
+            if looks_like_timestamp(s) {
+                return Resolved::Str;
+            }
+            // Underscores are dropped before ParseInt (so `1__0` is 10), never placed.
+            let plain = s.replace('_', "");
+            if crate::settings::parse_int(&plain, 64).is_ok() || parse_uint(&plain) {
+                Resolved::Int
+            } else if yaml_style_float(&plain) && go_float(&plain) {
+                Resolved::Float
+            } else {
+                Resolved::Str
+            }
+        }
+        _ => Resolved::Str,
+    }
+}
+
+/// `strconv.ParseUint(s, 0, 64)` succeeds: no sign, a base prefix as ParseInt's, fits in 64
+/// bits (it matters above `i64::MAX`, which ParseInt refuses).
+fn parse_uint(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (radix, digits) = match (b.first(), b.get(1).map(u8::to_ascii_lowercase)) {
+        (Some(b'0'), Some(b'x')) if b.len() >= 3 => (16, &s[2..]),
+        (Some(b'0'), Some(b'o')) if b.len() >= 3 => (8, &s[2..]),
+        (Some(b'0'), Some(b'b')) if b.len() >= 3 => (2, &s[2..]),
+        (Some(b'0'), Some(_)) => (8, &s[1..]),
+        _ => (10, s),
+    };
+    !digits.is_empty()
+        && digits.bytes().all(|c| c.is_ascii_alphanumeric())
+        && u64::from_str_radix(digits, radix).is_ok()
+}
+
+/// yaml.v2's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn yaml_style_float(s: &str) -> bool {
+    let b = s.strip_prefix(['-', '+']).unwrap_or(s).as_bytes();
+    let digits = |i: usize| b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = 0;
+    if b.first() == Some(&b'.') {
+        let n = digits(1);
+        if n == 0 {
+            return false;
+        }
+        i = 1 + n;
+    } else {
+        let n = digits(0);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+        if b.get(i) == Some(&b'.') {
+            i += 1 + digits(i + 1);
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == b.len()
+}
+
+/// `strconv.ParseFloat(s, 64)` accepts it: a decimal form whose value is finite (an overflow
+/// is Go's ErrRange, and yaml.v2 then keeps the text as a string; the special words never reach
+/// here).
+fn go_float(s: &str) -> bool {
+    let t = s.strip_prefix(['-', '+']).unwrap_or(s);
+    t.bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+        && t.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
+/// yaml.v2's `parseTimestamp` quick check and formats: `YYYY-M-D`, optionally followed by a time
+/// (`T`, `t` or a space) as time.Parse reads them.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let year = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if year != 4 || b.get(4) != Some(&b'-') {
+        return false;
+    }
+    // Date: 1-2 digit month and day.
+    let rest = &s[5..];
+    let mut parts = rest.splitn(2, '-');
+    let month = parts.next().unwrap_or("");
+    let Some(tail) = parts.next() else {
+        return false;
+    };
+    let day_len = tail.bytes().take_while(u8::is_ascii_digit).count();
+    let ok_num = |t: &str, max: u32| {
+        (1..=2).contains(&t.len())
+            && t.bytes().all(|c| c.is_ascii_digit())
+            && t.parse::<u32>().is_ok_and(|v| v >= 1 && v <= max)
+    };
+    if !ok_num(month, 12) || !ok_num(&tail[..day_len], 31) {
+        return false;
+    }
+    let after = &tail[day_len..];
+    if after.is_empty() {
+        return true;
+    }
+    // Date and time: the time part must parse too (time.Parse is strict); anything else after
+    // the date is not a timestamp.
+    let (sep, time) = after.split_at(1);
+    matches!(sep, "T" | "t" | " ") && time_of_day(time, sep != " ")
+}
+
+/// `15:4:5.999999999` then, with `zone`, `Z07:00` (`Z` or `±hh:mm`); without, nothing more.
+fn time_of_day(t: &str, zone: bool) -> bool {
+    let mut it = t.splitn(3, ':');
+    let (Some(h), Some(m), Some(rest)) = (it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    let sec_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let mut after = &rest[sec_len..];
+    if let Some(f) = after.strip_prefix('.') {
+        let n = f.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        after = &f[n..];
+    }
+    let two = |x: &str, max: u32| {
+        (1..=2).contains(&x.len())
+            && x.bytes().all(|c| c.is_ascii_digit())
+            && x.parse::<u32>().is_ok_and(|v| v <= max)
+    };
+    if !two(h, 23) || !two(m, 59) || !two(&rest[..sec_len], 59) {
+        return false;
+    }
+    match (zone, after) {
+        (false, "") => true,
+        (true, "Z") => true,
+        (true, z) => {
+            let b = z.as_bytes();
+            b.len() == 6
+                && matches!(b[0], b'+' | b'-')
+                && b[3] == b':'
+                && two(&z[1..3], 23)
+                && two(&z[4..6], 59)
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
