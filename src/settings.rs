@@ -427,7 +427,7 @@ pub fn parse_int(s: &str, bits: u32) -> Result<i64, String> {
 
 /// Go's `underscoreOK` (strconv/atoi.go), on the number without its sign: an underscore only
 /// after a digit or a base prefix, and followed by a digit.
-fn underscore_ok(s: &str) -> bool {
+pub(crate) fn underscore_ok(s: &str) -> bool {
     let b = s.as_bytes();
     // '^' start, '0' a digit or base prefix, '_' an underscore, '!' anything else.
     let mut saw = b'^';

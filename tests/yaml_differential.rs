@@ -158,7 +158,7 @@ fn random_plain_scalars_resolve_as_yaml_v2_resolves_them() {
         300,
     );
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 16,
+        cases: 64,
         failure_persistence: None,
         ..ProptestConfig::default()
     });

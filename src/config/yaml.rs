@@ -514,11 +514,41 @@ pub fn resolve(s: &str) -> Resolved {
                 Resolved::Int
             } else if yaml_style_float(&plain) && go_float(&plain) {
                 Resolved::Float
+            } else if binary_int(&plain) {
+                // yaml.v2's own `0b` / `-0b` branch, from before Go's ParseInt took `0b`: it
+                // reads the rest with an explicit base 2, which allows a sign (`0b+1` is 1).
+                Resolved::Int
             } else {
                 Resolved::Str
             }
         }
         _ => Resolved::Str,
+    }
+}
+
+/// `0bREST` with `strconv.ParseInt(REST, 2, 64)` (a sign allowed) or ParseUint, or `-0bREST`
+/// with `ParseInt("-" + REST, 2, 64)`.
+fn binary_int(s: &str) -> bool {
+    let base2 = |t: &str, signed: bool| {
+        let (neg, d) = match t.as_bytes().first() {
+            Some(b'-') if signed => (true, &t[1..]),
+            Some(b'+') if signed => (false, &t[1..]),
+            _ => (false, t),
+        };
+        !d.is_empty()
+            && d.bytes().all(|c| c == b'0' || c == b'1')
+            && match u64::from_str_radix(d, 2) {
+                Ok(v) if signed => v <= i64::MAX as u64 + u64::from(neg),
+                Ok(_) => true,
+                Err(_) => false,
+            }
+    };
+    if let Some(rest) = s.strip_prefix("0b") {
+        base2(rest, true) || base2(rest, false)
+    } else if let Some(rest) = s.strip_prefix("-0b") {
+        base2(&format!("-{rest}"), true)
+    } else {
+        false
     }
 }
 
@@ -576,8 +606,14 @@ fn yaml_style_float(s: &str) -> bool {
 /// `strconv.ParseFloat(s, 64)` accepts it: a decimal form whose value is finite (an overflow
 /// is Go's ErrRange, and yaml.v2 then keeps the text as a string; the special words never reach
 /// here).
+/// Underscores are Go's float-literal separators, placed as `underscoreOK` allows (`.14_7` is
+/// 0.147; `1_.5` is refused).
 fn go_float(s: &str) -> bool {
     let t = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if t.contains('_') && !crate::settings::underscore_ok(t) {
+        return false;
+    }
+    let t = t.replace('_', "");
     t.bytes()
         .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
         && t.parse::<f64>().is_ok_and(f64::is_finite)
