@@ -54,11 +54,7 @@ fn plan_and_prove(tree_name: &str, overlay: HashMap<String, Arc<str>>) {
     let Ok((_, report, plan)) = flow::evaluate(&base.with_overlay(overlay.clone()), &eval) else {
         return; // a refusal naming the place: what bad input should get
     };
-    let _ = (
-        report.to_text(false),
-        report.to_json(),
-        report.refusal_line(),
-    );
+    let _ = (report.to_text(false), report.to_json(), report.refused_at());
     if plan.changes.is_empty() {
         return;
     }

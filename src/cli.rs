@@ -4,7 +4,6 @@ use crate::flow::{self, Preview, Stop, Ui};
 use crate::outcome::{Location, Node, Outcome, Record, Verdict};
 use crate::plan::{self, Strategy};
 use crate::txn;
-use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -599,14 +598,11 @@ impl Ui for Terminal {
         if self.yes {
             return Ok(true);
         }
-        if !std::io::stdin().is_terminal() {
-            return Err(Stop::Before(NO_TERMINAL.into()));
-        }
-        if self.json || self.quiet {
+        if std::io::stdin().is_terminal() && (self.json || self.quiet) {
             // Never ask blind: what would be written goes to stderr first.
             eprint!("{text}");
         }
-        match ask(question) {
+        match ask(question).map_err(|why| Stop::Before(why.into()))? {
             Answer::Yes => Ok(true),
             Answer::No => Ok(false),
             Answer::Interrupted => Err(Stop::Interrupted),
@@ -640,8 +636,12 @@ enum Answer {
 /// half-way through asking; the keys are read with dialoguer's console; the cursor is never
 /// hidden, so nothing is left to restore however the question ends. (dialoguer's own Confirm
 /// hid the cursor and, on Ctrl-C, raised SIGINT with it hidden; it also ignored Ctrl-D.)
-fn ask(question: &str) -> Answer {
+/// Without a terminal on standard input there is no one to ask: `Err` says so (pass --yes).
+fn ask(question: &str) -> Result<Answer, &'static str> {
     use dialoguer::console::{Key, Term};
+    if !std::io::stdin().is_terminal() {
+        return Err(NO_TERMINAL);
+    }
     let term = Term::stderr();
     let raw = RawTerminal::enter();
     let _ = term.write_str(&format!("{question} [y/N] "));
@@ -661,7 +661,7 @@ fn ask(question: &str) -> Answer {
         Answer::No => "no",
         Answer::Interrupted => "^C",
     });
-    answer
+    Ok(answer)
 }
 
 /// Standard input's terminal in raw mode (no signals from keys, no echo, no line editing; output
@@ -983,10 +983,7 @@ pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
             print!("{}", render(&found));
         }
         let yes = a.yes || {
-            if !std::io::stdin().is_terminal() {
-                bail!(NO_TERMINAL);
-            }
-            match ask("Rewrite these files in place?") {
+            match ask("Rewrite these files in place?").map_err(anyhow::Error::msg)? {
                 Answer::Yes => true,
                 Answer::No => false,
                 Answer::Interrupted => {

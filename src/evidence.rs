@@ -93,9 +93,7 @@ impl Evidence {
         };
         owed.then_some(at)
     }
-}
 
-impl Evidence {
     pub fn argv_text(&self) -> Vec<String> {
         self.argv.iter().map(|a| a.value.text.clone()).collect()
     }

@@ -225,8 +225,8 @@ impl Record {
             tool: TOOL,
             node,
             command,
-            started_at: crate::txn::rfc3339_micros(started),
-            finished_at: crate::txn::rfc3339_micros(SystemTime::now()),
+            started_at: crate::time::rfc3339_micros(started),
+            finished_at: crate::time::rfc3339_micros(SystemTime::now()),
             outcome,
         }
     }

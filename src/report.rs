@@ -233,22 +233,6 @@ impl Report {
         self.findings.iter().find(|f| f.status == Status::Refused)
     }
 
-    /// One line for stderr when the kubelet would refuse to start: `path:line:column: refused:
-    /// why`, located at the setting or word the kubelet refuses.
-    pub fn refusal_line(&self) -> Option<String> {
-        let why = self.refused.as_ref()?;
-        let at = self
-            .findings
-            .iter()
-            .find(|f| f.status == Status::Refused)
-            .map(|f| format!("{}:{}:{}: ", f.path, f.line, f.column));
-        // Messages from the config decoder carry their own location already.
-        Some(match at {
-            Some(at) if !why.starts_with(&at) => format!("{at}refused: {why}"),
-            _ => format!("refused: {why}"),
-        })
-    }
-
     /// 0 compliant, 2 changes proposed or needed, 1 the kubelet would refuse its settings.
     pub fn exit_code(&self) -> i32 {
         if self.refused.is_some() {

@@ -391,16 +391,7 @@ pub fn parse_int(s: &str, bits: u32) -> Result<i64, String> {
     if body.is_empty() {
         return Err(syntax());
     }
-    let b = body.as_bytes();
-    // ParseUint's base 0: a prefix only with a digit after it (len >= 3), else a leading 0 is
-    // octal.
-    let (base, digits) = match (b[0], b.get(1).map(u8::to_ascii_lowercase)) {
-        (b'0', Some(b'x')) if b.len() >= 3 => (16, &body[2..]),
-        (b'0', Some(b'o')) if b.len() >= 3 => (8, &body[2..]),
-        (b'0', Some(b'b')) if b.len() >= 3 => (2, &body[2..]),
-        (b'0', Some(_)) => (8, &body[1..]),
-        _ => (10, body),
-    };
+    let (base, digits) = base0(body);
     if !underscore_ok(body) {
         return Err(syntax());
     }
@@ -423,6 +414,19 @@ pub fn parse_int(s: &str, bits: u32) -> Result<i64, String> {
     }
     let v = n as i128;
     Ok(if neg { -v } else { v } as i64)
+}
+
+/// ParseUint's base 0 on an unsigned number: the radix and the digits after the prefix (a
+/// prefix counts only with a digit after it, `len >= 3`; else a leading 0 is octal).
+pub(crate) fn base0(s: &str) -> (u32, &str) {
+    let b = s.as_bytes();
+    match (b.first(), b.get(1).map(u8::to_ascii_lowercase)) {
+        (Some(b'0'), Some(b'x')) if b.len() >= 3 => (16, &s[2..]),
+        (Some(b'0'), Some(b'o')) if b.len() >= 3 => (8, &s[2..]),
+        (Some(b'0'), Some(b'b')) if b.len() >= 3 => (2, &s[2..]),
+        (Some(b'0'), Some(_)) => (8, &s[1..]),
+        _ => (10, s),
+    }
 }
 
 /// Go's `underscoreOK` (strconv/atoi.go), on the number without its sign: an underscore only

@@ -3,6 +3,7 @@
 
 use crate::junit;
 use crate::outcome::Verdict;
+use crate::time;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -179,35 +180,6 @@ pub enum SummaryError {
     Io { path: String, cause: std::io::Error },
 }
 
-/// A record time as (seconds, nanoseconds) since the epoch, for ordering: records from before
-/// sub-second times (`...:05Z`) and after (`...:05.250000Z`) do not sort as text.
-fn instant(t: &str) -> Option<(i64, u32)> {
-    let b = t.as_bytes();
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' || !t.ends_with('Z') {
-        return None;
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let frac = &t[19..t.len() - 1];
-    let nanos = match frac.strip_prefix('.') {
-        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|c| c.is_ascii_digit()) => {
-            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
-        }
-        None if frac.is_empty() => 0,
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant), the inverse of txn::rfc3339.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss, nanos))
-}
-
 /// Every record in `paths` (files, or directories walked in name order; none or `-` is
 /// standard input), then each node's latest. Only a path that cannot be opened is an error;
 /// anything that is not a record is listed in `unreadable`.
@@ -256,7 +228,7 @@ pub fn read(paths: &[PathBuf]) -> Result<Fleet, SummaryError> {
     for e in all.into_iter().filter(|e| e.result != Verdict::Listed) {
         let key = e.name().to_string();
         match latest.get(&key) {
-            Some(old) if instant(&old.finished_at) > instant(&e.finished_at) => {}
+            Some(old) if time::parse(&old.finished_at) > time::parse(&e.finished_at) => {}
             _ => {
                 latest.insert(key, e);
             }
@@ -356,23 +328,11 @@ pub fn records(path: &str, text: &str, out: &mut Vec<Entry>, bad: &mut Vec<Unrea
 /// The fleet table: counts per result and per platform, then every node that is not compliant
 /// and why.
 pub fn text(f: &Fleet) -> String {
-    let mut by_result: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut by_platform: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for e in &f.nodes {
-        *by_result.entry(e.result.name()).or_default() += 1;
-        let p = by_platform.entry(e.platform()).or_default();
-        p.0 += 1;
-        if !e.ok() {
-            p.1 += 1;
-        }
-    }
-    let bad: Vec<&Entry> = f.nodes.iter().filter(|e| !e.ok()).collect();
+    // The same counts as the JSON summary, counted once.
+    let s = summary(f);
     let mut o = format!(
         "{} nodes ({} records read): {} compliant, {} not",
-        f.nodes.len(),
-        f.read,
-        f.nodes.len() - bad.len(),
-        bad.len()
+        s.nodes, s.records_read, s.compliant, s.not_compliant
     );
     if !f.missing.is_empty() {
         o += &format!(", {} missing", f.missing.len());
@@ -382,10 +342,11 @@ pub fn text(f: &Fleet) -> String {
     }
     o += "\n\n";
     o += &format!("{:<16} {:>6}\n", "result", "nodes");
-    for (r, n) in &by_result {
+    for (r, n) in &s.by_result {
         o += &format!("{r:<16} {n:>6}\n");
     }
-    let width = by_platform
+    let width = s
+        .by_platform
         .keys()
         .map(|k| k.len())
         .max()
@@ -395,19 +356,19 @@ pub fn text(f: &Fleet) -> String {
         "\n{:<width$} {:>6} {:>14}\n",
         "platform", "nodes", "not compliant"
     );
-    for (p, (n, b)) in &by_platform {
-        o += &format!("{p:<width$} {n:>6} {b:>14}\n");
+    for (p, c) in &s.by_platform {
+        o += &format!("{p:<width$} {:>6} {:>14}\n", c.nodes, c.not_compliant);
     }
-    if !bad.is_empty() {
+    if !s.not_compliant_nodes.is_empty() {
         o += "\nnot compliant:\n";
-        for e in bad {
+        for n in &s.not_compliant_nodes {
             o += &format!(
                 "  {}  {} ({}, exit {}): {}\n",
-                e.name(),
-                e.result.name(),
-                e.command,
-                e.exit_code,
-                e.why()
+                n.name,
+                n.result.name(),
+                n.command,
+                n.exit_code,
+                n.reason
             );
         }
     }
@@ -604,20 +565,5 @@ mod tests {
             "{bad:?}"
         );
         assert!(bad[1].starts_with("t:5: a record cut off"), "{bad:?}");
-    }
-
-    #[test]
-    fn sub_second_times_order_after_whole_seconds() {
-        let t = |s| instant(s).unwrap();
-        assert!(t("2026-01-01T00:00:05.250000Z") > t("2026-01-01T00:00:05Z"));
-        assert!(t("2026-01-01T00:00:05.250000Z") < t("2026-01-01T00:00:05.3Z"));
-        assert!(t("2026-03-01T00:00:00Z") > t("2026-02-28T23:59:59.999999Z"));
-        let now = std::time::SystemTime::now();
-        let d = now.duration_since(std::time::UNIX_EPOCH).unwrap();
-        assert_eq!(
-            t(&crate::txn::rfc3339_micros(now)),
-            (d.as_secs() as i64, d.subsec_micros() * 1000)
-        );
-        assert_eq!(instant("yesterday"), None);
     }
 }

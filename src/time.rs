@@ -39,6 +39,37 @@ fn stamp(t: SystemTime, micros: bool) -> String {
     )
 }
 
+/// An RFC 3339 UTC time (with or without a fraction) as (seconds, nanoseconds) since the
+/// epoch, the inverse of [`rfc3339`] and [`rfc3339_micros`]: `summarize` orders records by it,
+/// since whole-second stamps (`...:05Z`) and fractional ones (`...:05.250000Z`) do not sort as
+/// text.
+pub fn parse(t: &str) -> Option<(i64, u32)> {
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' || !t.ends_with('Z') {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let frac = &t[19..t.len() - 1];
+    let nanos = match frac.strip_prefix('.') {
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|c| c.is_ascii_digit()) => {
+            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+        }
+        None if frac.is_empty() => 0,
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant), the inverse of `stamp`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss, nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +92,20 @@ mod tests {
     fn micros_keep_the_fraction() {
         let t = UNIX_EPOCH + Duration::from_micros(951_782_400_123_456);
         assert_eq!(rfc3339_micros(t), "2000-02-29T00:00:00.123456Z");
+    }
+
+    #[test]
+    fn parse_orders_fractions_after_whole_seconds_and_inverts_stamp() {
+        let t = |s| parse(s).unwrap();
+        assert!(t("2026-01-01T00:00:05.250000Z") > t("2026-01-01T00:00:05Z"));
+        assert!(t("2026-01-01T00:00:05.250000Z") < t("2026-01-01T00:00:05.3Z"));
+        assert!(t("2026-03-01T00:00:00Z") > t("2026-02-28T23:59:59.999999Z"));
+        let now = std::time::SystemTime::now();
+        let d = now.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            t(&rfc3339_micros(now)),
+            (d.as_secs() as i64, d.subsec_micros() * 1000)
+        );
+        assert_eq!(parse("yesterday"), None);
     }
 }

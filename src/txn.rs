@@ -30,7 +30,7 @@ use crate::inroot::{self, Dir};
 use crate::root::NodeFs;
 use crate::saved::sha256_hex;
 use crate::state::{self, PENDING_NAME, Pending, STATE_DIR};
-pub use crate::time::{rfc3339, rfc3339_micros};
+use crate::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::fs::File;
@@ -449,12 +449,9 @@ fn write_private(dir: &Dir, name: &str, content: &[u8]) -> Result<()> {
 /// kubelet was not restarted.
 pub fn mark_pending(fs: &NodeFs, p: &Pending) -> Result<()> {
     let root = root_dir(fs)?;
-    let resolved = fs.resolve(STATE_DIR)?;
-    let dir = root
-        .walk(&resolved, Some(0o700))
-        .map_err(|e| io_err(STATE_DIR, e))?;
+    let (dir, name) = state_dir(fs, &root, &state::pending_path(), 0o700)?;
     let text = serde_json::to_string_pretty(p).expect("marker serializes") + "\n";
-    write_private(&dir, PENDING_NAME, text.as_bytes())
+    write_private(&dir, &name, text.as_bytes())
 }
 
 /// Remove the pending-restart marker: a restart was made or seen.

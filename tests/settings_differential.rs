@@ -8,8 +8,6 @@ use common::kubelet_go;
 use common::repo;
 use kubelet_remediate::settings::{FlagType, Value, format_duration, parse};
 use proptest::prelude::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 const TYPES: &[(&str, FlagType)] = &[
     ("bool", FlagType::Bool),
@@ -38,25 +36,12 @@ fn go(cases: &[(&str, FlagType, String)]) -> Vec<String> {
         "settings",
         &[repo().join("tests/settings-go/main.go")],
     );
-    let mut c = Command::new(bin)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = String::new();
-    for (name, _, text) in cases {
-        input += &format!("{name}\t{}\n", text.replace('\n', "\\n"));
-    }
-    let mut stdin = c.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let o = c.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(o.status.success());
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    kubelet_go::ask_lines(
+        &bin,
+        cases
+            .iter()
+            .map(|(name, _, text)| format!("{name}\t{}", text.replace('\n', "\\n"))),
+    )
 }
 
 fn agree(cases: &[(&str, FlagType, String)]) -> Result<(), String> {

@@ -7,8 +7,6 @@ mod common;
 use common::{kubelet_go, repo};
 use kubelet_remediate::config::yaml::{Resolved, resolve};
 use proptest::prelude::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 fn ours(s: &str) -> &'static str {
     match resolve(s) {
@@ -26,21 +24,7 @@ fn theirs(cases: &[String]) -> Vec<String> {
         "resolve",
         &[repo().join("tests/yaml-go/main.go")],
     );
-    let mut c = Command::new(bin)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input: String = cases.iter().map(|s| format!("{s}\n")).collect();
-    let mut stdin = c.stdin.take().unwrap();
-    let w = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let o = c.wait_with_output().unwrap();
-    w.join().unwrap();
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    kubelet_go::ask_lines(&bin, cases.iter().cloned())
 }
 
 fn agree(cases: &[String]) -> Result<(), String> {

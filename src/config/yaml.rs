@@ -555,14 +555,7 @@ fn binary_int(s: &str) -> bool {
 /// `strconv.ParseUint(s, 0, 64)` succeeds: no sign, a base prefix as ParseInt's, fits in 64
 /// bits (it matters above `i64::MAX`, which ParseInt refuses).
 fn parse_uint(s: &str) -> bool {
-    let b = s.as_bytes();
-    let (radix, digits) = match (b.first(), b.get(1).map(u8::to_ascii_lowercase)) {
-        (Some(b'0'), Some(b'x')) if b.len() >= 3 => (16, &s[2..]),
-        (Some(b'0'), Some(b'o')) if b.len() >= 3 => (8, &s[2..]),
-        (Some(b'0'), Some(b'b')) if b.len() >= 3 => (2, &s[2..]),
-        (Some(b'0'), Some(_)) => (8, &s[1..]),
-        _ => (10, s),
-    };
+    let (radix, digits) = crate::settings::base0(s);
     !digits.is_empty()
         && digits.bytes().all(|c| c.is_ascii_alphanumeric())
         && u64::from_str_radix(digits, radix).is_ok()

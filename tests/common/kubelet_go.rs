@@ -105,6 +105,29 @@ pub fn build(dir: &str, name: &str, sources: &[PathBuf]) -> PathBuf {
     bin
 }
 
+/// Run a line-oriented Go oracle: every line of `lines` on its stdin (written from a thread,
+/// so a long input cannot deadlock against its output), its answer lines back.
+pub fn ask_lines(bin: &Path, lines: impl Iterator<Item = String>) -> Vec<String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = Command::new(bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = lines.map(|l| l + "\n").collect();
+    let mut stdin = c.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let o = c.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", bin.display());
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// What the stand-in concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Judged {
