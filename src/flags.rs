@@ -225,18 +225,18 @@ fn long<S: AsRef<str>>(c: &mut Cmdline, argv: &[S], i: usize, body: &str) -> Res
     };
     // A flag of the settings table is read by its own type, as pflag's Set of that type would:
     // a value it cannot parse stops the kubelet like any other parse error.
-    if name != FLAG
-        && let Some((id, setting)) = settings::by_flag(&name)
-    {
-        let parsed = setting
-            .parse_flag(&text)
-            .map_err(|why| format!("{why}: the kubelet refuses to start"))?;
-        c.settings.push(SettingOcc {
-            id,
-            arg: i,
-            value: parsed,
-            value_range: value.clone(),
-        });
+    // (makeIPTablesUtilChains's bad values are refused below, with their own message.)
+    if let Some((id, setting)) = settings::by_flag(&name) {
+        match setting.parse_flag(&text) {
+            Ok(parsed) => c.settings.push(SettingOcc {
+                id,
+                arg: i,
+                value: parsed,
+                value_range: value.clone(),
+            }),
+            Err(why) if name != FLAG => return Err(format!("{why}: the kubelet refuses to start")),
+            Err(_) => {}
+        }
     }
     if kind == Kind::Bool && parse_bool(&text).is_none() {
         let why = format!(

@@ -64,6 +64,23 @@ impl fmt::Display for Value {
     }
 }
 
+impl Value {
+    /// The value in JSON, one form per type: bools, integers, a duration as Go prints it
+    /// (`"4h0m0s"`), strings, a list (or null when unset), an object of gates.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Duration(d) => J::String(format_duration(*d)),
+            Value::Str(s) => J::String(s.clone()),
+            Value::List(None) => J::Null,
+            Value::List(Some(l)) => J::from(l.clone()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), J::Bool(*v))).collect()),
+        }
+    }
+}
+
 /// How a setting's sources combine, lowest layer first (defaults, `--config`, `--config-dir`
 /// drop-ins in order, flags in order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +108,38 @@ pub struct Setting {
     /// The field's path in a KubeletConfiguration (`None`: flag only, such as
     /// `--hostname-override`).
     pub key: Option<&'static [&'static str]>,
+    /// The same field's path in the internal configuration, which has no json tags, so
+    /// `json.Marshal` writes the Go field names (pkg/kubelet/apis/config/types.go): the base a
+    /// `--config-dir` drop-in is merged into, and whose spelling sorts before a drop-in's.
+    pub internal: &'static [&'static str],
     /// The default when the kubelet runs without `--config` (legacy defaults), as Go writes it.
     pub default_without_config: &'static str,
     /// The default when `--config` is given and the key is absent (v1beta1 defaults).
     pub default_with_config: &'static str,
     pub merge: Merge,
+    /// How the v1beta1 field decodes and is defaulted.
+    pub field: Field,
+    /// What the kubelet refuses beyond the type (validation.go and the code that uses it), on
+    /// the effective value.
+    pub valid: fn(&Value) -> Result<(), String>,
+}
+
+/// A v1beta1 field's Go shape, which decides what `null`, a zero and an absent key do
+/// (staging/src/k8s.io/kubelet/config/v1beta1/types.go, pkg/kubelet/apis/config/v1beta1/defaults.go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// A pointer (`*bool`, `*int32`): `null` unsets it; unset, it gets the default.
+    Pointer,
+    /// A plain value: `null` leaves it as it was; unset, it is the type's zero.
+    Plain,
+    /// A plain value the defaulting also replaces when zero (`""`, `0s`): `authorization.mode`,
+    /// `streamingConnectionIdleTimeout`.
+    DefaultedWhenZero,
+    /// A pointer whose negative values the defaulting turns into -1 (`podPidsLimit`).
+    NegativeIsDefault,
+    /// A file path (a plain string): relative in the `--config` file, it resolves against that
+    /// file's directory (`resolveRelativePaths` over `KubeletConfigurationPathRefs`).
+    Path,
 }
 
 impl Setting {
@@ -139,9 +183,12 @@ pub const MAKE_IPTABLES_UTIL_CHAINS: Setting = Setting {
     flag: Some("make-iptables-util-chains"),
     ty: FlagType::Bool,
     key: Some(&["makeIPTablesUtilChains"]),
+    internal: &["MakeIPTablesUtilChains"],
     default_without_config: "true",
     default_with_config: "true",
     merge: Merge::LastWins,
+    field: Field::Pointer,
+    valid: valid::any,
 };
 
 /// The settings table, by id (the flag's name, or the config key's for config-only settings).
@@ -153,9 +200,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("anonymous-auth"),
             ty: FlagType::Bool,
             key: Some(&["authentication", "anonymous", "enabled"]),
+            internal: &["Authentication", "Anonymous", "Enabled"],
             default_without_config: "true",
             default_with_config: "false",
             merge: Merge::LastWins,
+            field: Field::Pointer,
+            valid: valid::any,
         },
     ),
     (
@@ -164,9 +214,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("authentication-token-webhook"),
             ty: FlagType::Bool,
             key: Some(&["authentication", "webhook", "enabled"]),
+            internal: &["Authentication", "Webhook", "Enabled"],
             default_without_config: "false",
             default_with_config: "true",
             merge: Merge::LastWins,
+            field: Field::Pointer,
+            valid: valid::any,
         },
     ),
     (
@@ -175,9 +228,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("authorization-mode"),
             ty: FlagType::String,
             key: Some(&["authorization", "mode"]),
+            internal: &["Authorization", "Mode"],
             default_without_config: "AlwaysAllow",
             default_with_config: "Webhook",
             merge: Merge::LastWins,
+            field: Field::DefaultedWhenZero,
+            valid: valid::authorization_mode,
         },
     ),
     (
@@ -186,9 +242,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("client-ca-file"),
             ty: FlagType::String,
             key: Some(&["authentication", "x509", "clientCAFile"]),
+            internal: &["Authentication", "X509", "ClientCAFile"],
             default_without_config: "",
             default_with_config: "",
             merge: Merge::LastWins,
+            field: Field::Path,
+            valid: valid::any,
         },
     ),
     (
@@ -197,9 +256,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("read-only-port"),
             ty: FlagType::Int32,
             key: Some(&["readOnlyPort"]),
+            internal: &["ReadOnlyPort"],
             default_without_config: "10255",
             default_with_config: "0",
             merge: Merge::LastWins,
+            field: Field::Plain,
+            valid: valid::port,
         },
     ),
     (
@@ -208,9 +270,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("streaming-connection-idle-timeout"),
             ty: FlagType::Duration,
             key: Some(&["streamingConnectionIdleTimeout"]),
+            internal: &["StreamingConnectionIdleTimeout"],
             default_without_config: "4h0m0s",
             default_with_config: "4h0m0s",
             merge: Merge::LastWins,
+            field: Field::DefaultedWhenZero,
+            valid: valid::any,
         },
     ),
     ("make-iptables-util-chains", MAKE_IPTABLES_UTIL_CHAINS),
@@ -220,9 +285,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("hostname-override"),
             ty: FlagType::String,
             key: None,
+            internal: &[],
             default_without_config: "",
             default_with_config: "",
             merge: Merge::LastWins,
+            field: Field::Plain,
+            valid: valid::hostname,
         },
     ),
     (
@@ -231,9 +299,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("event-qps"),
             ty: FlagType::Int32,
             key: Some(&["eventRecordQPS"]),
+            internal: &["EventRecordQPS"],
             default_without_config: "50",
             default_with_config: "50",
             merge: Merge::LastWins,
+            field: Field::Pointer,
+            valid: valid::not_negative,
         },
     ),
     (
@@ -242,9 +313,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("tls-cert-file"),
             ty: FlagType::String,
             key: Some(&["tlsCertFile"]),
+            internal: &["TLSCertFile"],
             default_without_config: "",
             default_with_config: "",
             merge: Merge::LastWins,
+            field: Field::Path,
+            valid: valid::any,
         },
     ),
     (
@@ -253,9 +327,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("tls-private-key-file"),
             ty: FlagType::String,
             key: Some(&["tlsPrivateKeyFile"]),
+            internal: &["TLSPrivateKeyFile"],
             default_without_config: "",
             default_with_config: "",
             merge: Merge::LastWins,
+            field: Field::Path,
+            valid: valid::any,
         },
     ),
     (
@@ -264,9 +341,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("rotate-certificates"),
             ty: FlagType::Bool,
             key: Some(&["rotateCertificates"]),
+            internal: &["RotateCertificates"],
             default_without_config: "false",
             default_with_config: "false",
             merge: Merge::LastWins,
+            field: Field::Plain,
+            valid: valid::any,
         },
     ),
     (
@@ -275,9 +355,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("rotate-server-certificates"),
             ty: FlagType::Bool,
             key: Some(&["serverTLSBootstrap"]),
+            internal: &["ServerTLSBootstrap"],
             default_without_config: "false",
             default_with_config: "false",
             merge: Merge::LastWins,
+            field: Field::Plain,
+            valid: valid::any,
         },
     ),
     (
@@ -286,9 +369,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("feature-gates"),
             ty: FlagType::MapStringBool,
             key: Some(&["featureGates"]),
+            internal: &["FeatureGates"],
             default_without_config: "",
             default_with_config: "",
             merge: Merge::PerKey,
+            field: Field::Plain,
+            valid: valid::any,
         },
     ),
     (
@@ -297,9 +383,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("tls-cipher-suites"),
             ty: FlagType::StringSlice,
             key: Some(&["tlsCipherSuites"]),
+            internal: &["TLSCipherSuites"],
             default_without_config: "",
             default_with_config: "",
             merge: Merge::AppendFlags,
+            field: Field::Plain,
+            valid: valid::cipher_suites,
         },
     ),
     (
@@ -308,9 +397,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("pod-max-pids"),
             ty: FlagType::Int64,
             key: Some(&["podPidsLimit"]),
+            internal: &["PodPidsLimit"],
             default_without_config: "-1",
             default_with_config: "-1",
             merge: Merge::LastWins,
+            field: Field::NegativeIsDefault,
+            valid: valid::any,
         },
     ),
     (
@@ -319,9 +411,12 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("protect-kernel-defaults"),
             ty: FlagType::Bool,
             key: Some(&["protectKernelDefaults"]),
+            internal: &["ProtectKernelDefaults"],
             default_without_config: "false",
             default_with_config: "false",
             merge: Merge::LastWins,
+            field: Field::Plain,
+            valid: valid::any,
         },
     ),
     (
@@ -330,12 +425,234 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             flag: Some("seccomp-default"),
             ty: FlagType::Bool,
             key: Some(&["seccompDefault"]),
+            internal: &["SeccompDefault"],
             default_without_config: "false",
             default_with_config: "false",
             merge: Merge::FlagOrConfig,
+            field: Field::Pointer,
+            valid: valid::any,
         },
     ),
 ];
+
+/// What the kubelet refuses, per setting (each cites the check it follows).
+pub mod valid {
+    use super::Value;
+
+    pub fn any(_: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// validation.go: `readOnlyPort` 0 (off) or a port.
+    pub fn port(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Int(p) if !(0..=65535).contains(p) => Err(format!(
+                "readOnlyPort ({p}) must be between 0 and 65535, inclusive"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// validation.go: `eventRecordQPS` must not be negative.
+    pub fn not_negative(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Int(q) if *q < 0 => Err(format!(
+                "eventRecordQPS ({q}) must not be a negative number"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// cmd/kubelet/app/auth.go `BuildAuthz`: exactly `AlwaysAllow` or `Webhook`.
+    pub fn authorization_mode(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Str(m) if m.is_empty() => Err("no authorization mode specified".into()),
+            Value::Str(m) if m != "AlwaysAllow" && m != "Webhook" => Err(format!(
+                "unknown authorization mode {m} (only AlwaysAllow and Webhook, case-sensitive)"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// nodeutil.GetHostname: a non-empty override that trims to nothing.
+    pub fn hostname(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Str(h) if !h.is_empty() && h.trim().is_empty() => {
+                Err("--hostname-override: empty hostname is invalid".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// component-base cli/flag/ciphersuites_flag.go: the names of Go's `tls.CipherSuites()` and
+    /// `tls.InsecureCipherSuites()`, plus two legacy spellings; exact and case-sensitive.
+    pub const CIPHER_SUITES: &[&str] = &[
+        "TLS_RSA_WITH_RC4_128_SHA",
+        "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_CBC_SHA",
+        "TLS_RSA_WITH_AES_256_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_CBC_SHA256",
+        "TLS_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+        "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    ];
+
+    /// `InitializeTLS` → `cliflag.TLSCipherSuites`: an unknown name stops the kubelet.
+    pub fn cipher_suites(v: &Value) -> Result<(), String> {
+        if let Value::List(Some(l)) = v
+            && let Some(bad) = l.iter().find(|c| !CIPHER_SUITES.contains(&c.as_str()))
+        {
+            return Err(format!("Cipher suite {bad} not supported or doesn't exist"));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration value as encoding/json decodes it into the field's Go type (the v1beta1
+/// field for `--config`, the internal one after a `--config-dir` merge: the same Go types).
+/// `Ok(None)` is JSON null (see [`Field`] for what it does). A `normalized` number (YAML, whose
+/// number sigs.k8s.io/yaml re-prints, or a drop-in's, decoded into a map and marshalled again)
+/// arrives as Go prints an int64 or float64 (no exponent below 1e21), so `1.0` there decodes
+/// into an int32, and `1.0` in a JSON `--config` does not.
+pub fn decode(
+    ty: FlagType,
+    v: &crate::config::Value,
+    normalized: bool,
+) -> Result<Option<Value>, String> {
+    use crate::config::Value as C;
+    let kind = crate::config::json::kind(v);
+    let mismatch = |go: &str| format!("json: cannot unmarshal {kind} into Go value of type {go}");
+    match (ty, v) {
+        // metav1.Duration.UnmarshalJSON reads null as "" and ParseDuration("") fails.
+        (FlagType::Duration, C::Null) => Err("time: invalid duration \"\"".into()),
+        (_, C::Null) => Ok(None),
+        (FlagType::Bool, C::Bool(b)) => Ok(Some(Value::Bool(*b))),
+        (FlagType::Bool, _) => Err(mismatch("bool")),
+        (FlagType::Int32 | FlagType::Int64, C::Num(n)) => {
+            let (bits, go) = if ty == FlagType::Int32 {
+                (32, "int32")
+            } else {
+                (64, "int64")
+            };
+            let json = if normalized {
+                yaml_number_as_json(n)?
+            } else {
+                n.clone()
+            };
+            json_int(&json, bits)
+                .map(|i| Some(Value::Int(i)))
+                .ok_or_else(|| {
+                    format!("json: cannot unmarshal number {json} into Go value of type {go}")
+                })
+        }
+        (FlagType::Int32, _) => Err(mismatch("int32")),
+        (FlagType::Int64, _) => Err(mismatch("int64")),
+        (FlagType::Duration, C::Str(s)) => parse_duration(s).map(|d| Some(Value::Duration(d))),
+        (FlagType::Duration, _) => Err(mismatch("string")),
+        (FlagType::String, C::Str(s)) => Ok(Some(Value::Str(s.clone()))),
+        (FlagType::String, _) => Err(mismatch("string")),
+        (FlagType::StringSlice, C::Seq(items)) => items
+            .iter()
+            .map(|i| match i {
+                C::Str(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "json: cannot unmarshal {} into Go value of type string",
+                    crate::config::json::kind(other)
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|l| Some(Value::List(Some(l)))),
+        (FlagType::StringSlice, _) => Err(mismatch("[]string")),
+        (FlagType::MapStringBool, C::Map(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                C::Bool(b) => Ok((k.clone(), *b)),
+                other => Err(format!(
+                    "json: cannot unmarshal {} into Go value of type bool",
+                    crate::config::json::kind(other)
+                )),
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map(|m| Some(Value::Map(m))),
+        (FlagType::MapStringBool, _) => Err(mismatch("map[string]bool")),
+    }
+}
+
+/// encoding/json's int decoding: `strconv.ParseInt(text, 10, bits)` of the number's text.
+fn json_int(text: &str, bits: u32) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    parse_int(text.trim_start_matches('+'), bits)
+        .ok()
+        .filter(|_| !text.starts_with('+'))
+        // ParseInt(base 10) has no octal: a JSON number never has a leading 0 besides "0".
+        .filter(|_| !(digits.len() > 1 && digits.starts_with('0')))
+}
+
+/// The JSON text sigs.k8s.io/yaml writes for a YAML number yaml.v2 resolved (`Resolved::Int`
+/// or `Float`): an int in decimal; a float64 as encoding/json prints it ('f' format without an
+/// exponent from 1e-6 to 1e21, else 'e'); infinities and NaN cannot be written, so the
+/// conversion fails and the kubelet refuses the file.
+fn yaml_number_as_json(text: &str) -> Result<String, String> {
+    let plain = text.replace('_', "");
+    if let Ok(i) = parse_int(&plain, 64) {
+        return Ok(i.to_string());
+    }
+    let unsigned = plain.strip_prefix('+').unwrap_or(&plain);
+    let (base, digits) = base0(unsigned);
+    if let Ok(u) = u64::from_str_radix(digits, base) {
+        return Ok(u.to_string());
+    }
+    if let Some(rest) = plain
+        .strip_prefix("0b")
+        .or_else(|| plain.strip_prefix("-0b"))
+    {
+        // yaml.v2's legacy binary branch (see config::yaml::resolve).
+        let neg = plain.starts_with('-') != rest.starts_with('-');
+        let b = rest.trim_start_matches(['+', '-']);
+        if let Ok(u) = i128::from_str_radix(b, 2) {
+            return Ok((if neg { -u } else { u }).to_string());
+        }
+    }
+    let f: f64 = match plain.to_ascii_lowercase().as_str() {
+        ".inf" | "+.inf" | "-.inf" | ".nan" => f64::NAN,
+        t => t
+            .parse()
+            .map_err(|_| format!("the number {text} cannot be read"))?,
+    };
+    if !f.is_finite() {
+        return Err(format!(
+            "json: unsupported value: {text} (YAML infinity or NaN)"
+        ));
+    }
+    let a = f.abs();
+    Ok(if a == 0.0 || (1e-6..1e21).contains(&a) {
+        format!("{f}")
+    } else {
+        format!("{f:e}")
+    })
+}
 
 /// The setting with this id.
 pub fn get(id: &str) -> Option<&'static Setting> {

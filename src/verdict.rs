@@ -187,7 +187,13 @@ impl Verdict {
 }
 
 pub fn judge(ev: &Evidence) -> Verdict {
-    let outcome = effective(&ev.cmdline, &ev.configs);
+    let mut outcome = effective(&ev.cmdline, &ev.configs);
+    // Another setting the kubelet refuses (a port of 70000, an unknown cipher) stops it too.
+    if let Outcome::Value(..) = outcome
+        && let Some(why) = crate::effective::judge(ev).refused
+    {
+        outcome = Outcome::Refused(why);
+    }
     let win = match &outcome {
         Outcome::Value(_, w) => Some(*w),
         Outcome::Refused(_) => None,

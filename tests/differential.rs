@@ -100,7 +100,14 @@ fn typed_flags_of_the_settings_table_are_judged_by_their_type() {
         ("--pod-max-pids=9223372036854775808", true),
         ("--streaming-connection-idle-timeout=0h0m0s", false),
         ("--streaming-connection-idle-timeout=1d", true),
-        ("--tls-cipher-suites=A,\"B,C\" --tls-cipher-suites=D", false),
+        ("--tls-cipher-suites=A,\"B,C\" --tls-cipher-suites=D", true),
+        (
+            "--tls-cipher-suites=TLS_AES_128_GCM_SHA256 --tls-cipher-suites=TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+            false,
+        ),
+        ("--read-only-port=70000", true),
+        ("--event-qps=-1", true),
+        ("--authorization-mode=webhook", true),
         (
             "--feature-gates=RotateKubeletServerCertificate=false",
             false,
@@ -129,4 +136,54 @@ fn typed_flags_of_the_settings_table_are_judged_by_their_type() {
             "{extra}: {ours:?}"
         );
     }
+}
+
+/// Every setting of the table, on every tree: the planner's effective values (or refusal)
+/// equal what the stand-in computes with the kubelet's libraries, both default sets included.
+#[test]
+fn every_tree_gets_every_settings_value_the_kubelet_computes() {
+    if kubelet_go::skip() {
+        return;
+    }
+    let bin = kubelet_go::binary();
+    let mut compared = 0;
+    let mut disagreements = Vec::new();
+    for root in node_trees() {
+        let name = root.file_name().unwrap().to_string_lossy().into_owned();
+        let fs = NodeFs::new(&root);
+        let opts = Options {
+            unit: None,
+            offline: true,
+        };
+        let Ok(ev) = evidence::gather(&fs, &opts) else {
+            continue;
+        };
+        let ours = kubelet_remediate::effective::judge(&ev);
+        let mut argv = ev.argv_text();
+        if !argv[0].ends_with("kubelet") && !argv[0].ends_with("kubenswrapper") {
+            argv[0] = "kubelet".into();
+        }
+        let cwd = ev.service.working_dir.clone().unwrap_or_else(|| "/".into());
+        let (_, theirs) = kubelet_go::judge_all(&bin, &root, &cwd, &argv);
+        compared += 1;
+        match (&ours.refused, theirs) {
+            (None, Some(t)) => {
+                for e in &ours.settings {
+                    let mine = e.value.as_ref().unwrap().to_json();
+                    if mine != t[e.id] {
+                        disagreements.push(format!(
+                            "{name}: {}: planner {mine}, kubelet libraries {}",
+                            e.id, t[e.id]
+                        ));
+                    }
+                }
+            }
+            (Some(_), None) => {}
+            (a, b) => disagreements.push(format!(
+                "{name}: planner refused {a:?}, kubelet libraries {b:?}"
+            )),
+        }
+    }
+    assert!(compared >= 30, "only {compared} trees compared");
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }

@@ -1,7 +1,7 @@
 //! A small JSON parser that keeps byte positions of top-level entries and reports errors with
 //! line and column (RFC 8259; no comments or trailing commas, as Go's decoder).
 
-use super::{Entry, Folder, Keep, KeyOcc, KeyValue, Parsed, Value};
+use super::{At, Entry, Folder, Keep, Parsed, Step, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
 use std::collections::BTreeMap;
@@ -13,6 +13,11 @@ struct P<'a> {
     duplicate: Option<(String, usize, usize)>,
     /// Whether collections become digests instead of trees ([`Keep::Digest`]).
     fold: bool,
+    /// The table settings met so far, and the keys taken to the current object.
+    entries: Vec<Entry>,
+    written: Vec<String>,
+    /// Whether the object that just ended kept anything in its digest (see yaml.rs).
+    kept: bool,
 }
 
 const MAX_DEPTH: usize = 512;
@@ -24,20 +29,22 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
         i: 0,
         duplicate: None,
         fold: keep == Keep::Digest,
+        entries: Vec::new(),
+        written: Vec::new(),
+        kept: false,
     };
     if f.text.starts_with('\u{feff}') {
         p.i = 3;
     }
     p.ws();
-    let mut entries = Vec::new();
-    let v = p.value(0, Some(&mut entries))?;
+    let v = p.value(0, At::Path(&[]))?;
     p.ws();
     if p.i < p.b.len() {
         return Err(p.err("unexpected data after the top-level value"));
     }
     Ok(Parsed {
         value: v,
-        entries,
+        entries: p.entries,
         duplicate: p.duplicate,
         later_documents: Vec::new(),
     })
@@ -64,12 +71,12 @@ impl P<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize, top: Option<&mut Vec<Entry>>) -> Result<Value> {
+    fn value(&mut self, depth: usize, at: At) -> Result<Value> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
         match self.b.get(self.i) {
-            Some(b'{') => self.object(depth, top),
+            Some(b'{') => self.object(depth, at),
             Some(b'[') => {
                 self.i += 1;
                 let mut v = Vec::new();
@@ -85,7 +92,7 @@ impl P<'_> {
                 }
                 loop {
                     self.ws();
-                    let item = self.value(depth + 1, None)?;
+                    let item = self.value(depth + 1, At::Off)?;
                     match &mut folder {
                         Some(f) => f.item(&item),
                         None => v.push(item),
@@ -136,10 +143,11 @@ impl P<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize, mut top: Option<&mut Vec<Entry>>) -> Result<Value> {
+    fn object(&mut self, depth: usize, at: At) -> Result<Value> {
         self.i += 1;
         let mut m = BTreeMap::new();
         let mut folder = self.fold.then(Folder::default);
+        let mut kept = false;
         let done = |m, folder: Option<Folder>| match folder {
             Some(f) => f.finish(true),
             None => Value::Map(m),
@@ -147,6 +155,7 @@ impl P<'_> {
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
+            self.kept = false;
             return Ok(done(m, folder));
         }
         let mut prev_comma: Option<usize> = None;
@@ -161,43 +170,58 @@ impl P<'_> {
             self.expect(b':')?;
             self.ws();
             let vs = self.i;
-            let v = self.value(depth + 1, None)?;
+            let step = super::step(at, &k);
+            let object = self.b.get(self.i) == Some(&b'{');
+            let (v, recorded) = match step {
+                Step::Off => (self.value(depth + 1, At::Off)?, false),
+                Step::Inner(p) if object => (self.nested(&k, depth, At::Path(p))?, false),
+                Step::Leaf(p, true) if object => (self.nested(&k, depth, At::MapOf(p))?, false),
+                Step::Inner(_) | Step::Leaf(..) | Step::MapKey(_) => {
+                    // Judged, not digested: built as a tree whatever the mode.
+                    let fold = std::mem::replace(&mut self.fold, false);
+                    let v = self.value(depth + 1, At::Off);
+                    self.fold = fold;
+                    (v?, true)
+                }
+            };
             let ve = self.i;
             self.ws();
             let next = self.b.get(self.i).copied();
-            if let Some(entries) = top.as_deref_mut() {
+            if recorded && let Step::Inner(p) | Step::Leaf(p, _) | Step::MapKey(p) = step {
                 let (line, column) = self.f.line_col(key_start);
-                let value = match &v {
-                    Value::Bool(b) => KeyValue::Bool(*b),
-                    Value::Null => KeyValue::Null,
-                    other => KeyValue::Invalid(format!(
-                        "json: cannot unmarshal {} into a bool: the kubelet refuses this file",
-                        kind(other)
-                    )),
-                };
                 let removal = match next {
                     // Remove through the following comma; a member alone on its line goes whole.
                     Some(b',') => Some(self.whole_lines(key_start, self.i + 1)),
                     // The last member takes the comma before it.
                     _ => prev_comma.map(|c| c..ve),
                 };
-                entries.push(Entry {
-                    key: k.clone(),
-                    occ: KeyOcc {
-                        key: k.clone(),
-                        value,
-                        line,
-                        column,
-                        value_span: vs..ve,
-                        removal,
-                    },
+                let mut written = self.written.clone();
+                written.push(k.clone());
+                self.entries.push(Entry {
+                    path: p,
+                    written,
+                    value: v.clone(),
+                    line,
+                    column,
+                    key_at: key_start,
+                    value_span: vs..ve,
+                    exact: true,
+                    removal,
+                    shadowed: false,
                 });
             }
             if let Some(f) = &mut folder {
-                // The digest leaves the key out at the top level (digest_without_key).
-                if top.is_none() || !super::folds_to_field(&k) {
+                // Table settings are compared as effective values, not digested; an object on
+                // a table path holding nothing else counts as absent.
+                let keep = match step {
+                    Step::Off => true,
+                    Step::Inner(_) => !recorded && self.kept,
+                    Step::Leaf(..) | Step::MapKey(_) => false,
+                };
+                if keep {
                     f.key(&k);
                     f.item(&v);
+                    kept = true;
                 }
             } else {
                 if m.contains_key(&k) && self.duplicate.is_none() {
@@ -213,11 +237,20 @@ impl P<'_> {
                 }
                 Some(b'}') => {
                     self.i += 1;
+                    self.kept = kept;
                     return Ok(done(m, folder));
                 }
                 _ => return Err(self.err("expected ',' or '}'")),
             }
         }
+    }
+
+    /// An object on a table path, walked with `key` taken.
+    fn nested(&mut self, key: &str, depth: usize, at: At) -> Result<Value> {
+        self.written.push(key.to_string());
+        let v = self.value(depth + 1, at);
+        self.written.pop();
+        v
     }
 
     /// Widen `s..e` to whole lines when only blanks surround it on its lines.
@@ -302,12 +335,12 @@ pub fn kind(v: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
-        parse(
-            &SourceFile::new("/c.json".into(), "/c.json".into(), s),
-            Keep::Tree,
-        )
-        .map(|p| (p.value, p.entries))
+    use crate::config::{KeyOcc, KeyValue};
+
+    /// The value and the makeIPTablesUtilChains occurrences, as config::parse reports them.
+    fn p(s: &str) -> Result<(Value, Vec<KeyOcc>)> {
+        let f = SourceFile::new("/c.json".into(), "/c.json".into(), s);
+        crate::config::parse(0, &f, Keep::Tree).map(|(d, v)| (v, d.occurrences))
     }
 
     #[test]
@@ -340,7 +373,7 @@ mod tests {
     fn spans_and_removal() {
         let s = "{\n  \"a\": 1,\n  \"makeIPTablesUtilChains\": false,\n  \"b\": \"x\"\n}\n";
         let (_, e) = p(s).unwrap();
-        let o = &e[1].occ;
+        let o = &e[0];
         assert_eq!(&s[o.value_span.clone()], "false");
         assert_eq!((o.line, o.column), (3, 3));
         let r = o.removal.clone().unwrap();
@@ -348,7 +381,7 @@ mod tests {
         let s2 = "{\"a\": 1, \"makeIPTablesUtilChains\": false}";
         let (_, e) = p(s2).unwrap();
         assert_eq!(
-            &s2[e[1].occ.removal.clone().unwrap()],
+            &s2[e[0].removal.clone().unwrap()],
             ", \"makeIPTablesUtilChains\": false"
         );
     }
@@ -367,6 +400,6 @@ mod tests {
     #[test]
     fn string_value_is_invalid() {
         let (_, e) = p("{\"makeIPTablesUtilChains\": \"false\"}").unwrap();
-        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
+        assert!(matches!(e[0].value, KeyValue::Invalid(_)));
     }
 }

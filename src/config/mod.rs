@@ -13,6 +13,7 @@ pub mod yaml;
 
 use crate::error::{Error, Result};
 use crate::flags::KEY;
+use crate::settings::MAKE_IPTABLES_UTIL_CHAINS;
 use crate::text::{FileId, SourceFile};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -71,7 +72,7 @@ impl Folder {
 
     pub fn item(&mut self, v: &Value) {
         self.n += 1;
-        feed(&mut self.h, v, false);
+        feed(&mut self.h, v, At::Off);
     }
 
     pub fn finish(mut self, map: bool) -> Value {
@@ -126,6 +127,8 @@ pub struct ConfigDoc {
     pub format: Format,
     /// Every top-level key encoding/json matches to the field, exact or not, in file order.
     pub occurrences: Vec<KeyOcc>,
+    /// Every place the file sets a table setting, in file order ([`Entry`]).
+    pub entries: Vec<Entry>,
     /// The first key defined twice in one mapping (key, line, column): strict decoding fails.
     pub duplicate: Option<(String, usize, usize)>,
     /// Lines of later YAML documents that set the key: only the first document is decoded.
@@ -143,17 +146,11 @@ pub struct Parsed {
 
 /// The field's Go name: the internal configuration has no json tags, so `json.Marshal` writes
 /// this key (pkg/kubelet/apis/config/types.go).
-pub const GO_FIELD: &str = "MakeIPTablesUtilChains";
+pub const GO_FIELD: &str = MAKE_IPTABLES_UTIL_CHAINS.internal[0];
 
-/// Whether encoding/json matches JSON key `k` to the field: case-insensitive, with the two
-/// non-ASCII folds Go applies to these letters (U+212A KELVIN SIGN = k, U+017F LONG S = s).
+/// Whether encoding/json matches top-level key `k` to makeIPTablesUtilChains.
 pub fn folds_to_field(k: &str) -> bool {
-    let fold = |c: char| match c {
-        '\u{212A}' => 'K',
-        '\u{17F}' => 'S',
-        c => c.to_ascii_uppercase(),
-    };
-    k.chars().map(fold).eq(KEY.chars().map(fold))
+    folds_eq(k, KEY)
 }
 
 impl ConfigDoc {
@@ -196,24 +193,154 @@ pub fn parse(id: FileId, f: &SourceFile, keep: Keep) -> Result<(ConfigDoc, Value
     }
     let occurrences = parsed
         .entries
-        .into_iter()
-        .filter(|e| folds_to_field(&e.key))
-        .map(|e| e.occ)
-        .collect();
+        .iter()
+        .filter(|e| Some(e.path) == MAKE_IPTABLES_UTIL_CHAINS.key && e.written.len() == 1)
+        .map(|e| key_occ(e, format, f))
+        .collect::<Result<_>>()?;
     let doc = ConfigDoc {
         file: id,
         format,
         occurrences,
+        entries: parsed.entries,
         duplicate: parsed.duplicate,
         later_documents: parsed.later_documents,
     };
     Ok((doc, parsed.value))
 }
 
-/// A top-level entry with its positions, as both parsers report them.
+/// A makeIPTablesUtilChains entry as the one-control verdict reads it.
+fn key_occ(e: &Entry, format: Format, f: &SourceFile) -> Result<KeyOcc> {
+    let key = &e.written[0];
+    let value = match (&e.value, format) {
+        (Value::Bool(b), _) => KeyValue::Bool(*b),
+        (Value::Null, _) => KeyValue::Null,
+        (other, Format::Json) => KeyValue::Invalid(format!(
+            "json: cannot unmarshal {} into a bool: the kubelet refuses this file",
+            json::kind(other)
+        )),
+        (Value::Str(s), Format::Yaml) => KeyValue::Invalid(format!(
+            "the string \"{s}\" cannot be decoded into a bool: the kubelet refuses this file (write it unquoted)"
+        )),
+        (other, Format::Yaml) => KeyValue::Invalid(format!(
+            "a {} cannot be decoded into a bool: the kubelet refuses this file",
+            json::kind(other)
+        )),
+    };
+    // Only a value measured exactly may be edited; a false one that is not is refused here,
+    // before anything is planned.
+    if !e.exact && value == KeyValue::Bool(false) && f.text[e.key_at..].starts_with(key.as_str()) {
+        return Err(Error::parse(
+            &f.path,
+            e.line,
+            e.column,
+            "this makeIPTablesUtilChains value is written in a form the planner cannot edit safely (multi-line or unusual scalar)",
+        ));
+    }
+    Ok(KeyOcc {
+        key: key.clone(),
+        value,
+        line: e.line,
+        column: e.column,
+        value_span: e.value_span.clone(),
+        removal: e.removal.clone(),
+    })
+}
+
+/// Where a mapping sits relative to the settings table's config paths ([`settings::SETTINGS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// Under no table path: nothing below is recorded.
+    Off,
+    /// The keys taken so far fold to this prefix of one or more table paths (`&[]`: the
+    /// document's top level).
+    Path(&'static [&'static str]),
+    /// Inside a map-valued setting (`featureGates`): each key is an entry of its own, matched
+    /// exactly (a Go map's keys do not fold).
+    MapOf(&'static [&'static str]),
+}
+
+/// What one key of a mapping at [`At`] is to the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Off,
+    /// A prefix of a table path (`authentication`): its mapping is walked with this prefix.
+    Inner(&'static [&'static str]),
+    /// A whole table path; `map` when the setting is a map (its keys are entries).
+    Leaf(&'static [&'static str], bool),
+    /// A key of a map-valued setting.
+    MapKey(&'static [&'static str]),
+}
+
+/// Whether encoding/json matches JSON key `a` to field name `b`: case-insensitive, with the
+/// two non-ASCII folds Go applies to these letters (U+212A KELVIN SIGN = k, U+017F LONG S = s).
+pub fn folds_eq(a: &str, b: &str) -> bool {
+    let fold = |c: char| match c {
+        '\u{212A}' => 'K',
+        '\u{17F}' => 'S',
+        c => c.to_ascii_uppercase(),
+    };
+    a.chars().map(fold).eq(b.chars().map(fold))
+}
+
+/// The step key `key` takes from `at`: one pass over the table's rows (18), so a mapping costs
+/// its keys times the rows, linear in the file.
+pub fn step(at: At, key: &str) -> Step {
+    let p = match at {
+        At::Off => return Step::Off,
+        At::MapOf(p) => return Step::MapKey(p),
+        At::Path(p) => p,
+    };
+    for (_, s) in crate::settings::SETTINGS {
+        let Some(k) = s.key else { continue };
+        if k.len() > p.len() && k[..p.len()] == *p && folds_eq(key, k[p.len()]) {
+            return if k.len() == p.len() + 1 {
+                Step::Leaf(k, s.ty == crate::settings::FlagType::MapStringBool)
+            } else {
+                Step::Inner(&k[..=p.len()])
+            };
+        }
+    }
+    Step::Off
+}
+
+/// One place a file sets a table setting: a key on a table path (or a feature gate inside
+/// `featureGates`), or a prefix of one whose value is not a mapping (`authentication: null`),
+/// with its positions. Both parsers report these, in file order.
+#[derive(Debug, Clone)]
 pub struct Entry {
-    pub key: String,
-    pub occ: KeyOcc,
+    /// The table path the keys fold to; a prefix of one for a non-mapping at an inner level.
+    pub path: &'static [&'static str],
+    /// The keys as written, outermost first (a feature gate's name last).
+    pub written: Vec<String>,
+    pub value: Value,
+    /// 1-based line and column of the (last) key, and its byte offset.
+    pub line: usize,
+    pub column: usize,
+    pub key_at: usize,
+    /// Bytes of the value as written (quotes included); `exact` when they are exactly the
+    /// value's text, so an edit may replace them.
+    pub value_span: Range<usize>,
+    pub exact: bool,
+    /// Bytes to delete to remove the whole entry, if it can be removed cleanly.
+    pub removal: Option<Range<usize>>,
+    /// A later key of the same spelling in a mapping on its path hides it: YAML collapses
+    /// duplicate keys (yaml.v2 keeps the last), so only the lenient decode's survivor counts.
+    pub shadowed: bool,
+}
+
+impl Entry {
+    /// A feature gate's name (entries inside a map-valued setting).
+    pub fn gate(&self) -> Option<&str> {
+        (self.written.len() > self.path.len())
+            .then(|| self.written.last().map(String::as_str))
+            .flatten()
+    }
+
+    /// Whether every key is the table's own spelling: all `--config` decoding sees (it is
+    /// case-sensitive, sigs.k8s.io/json).
+    pub fn exact_keys(&self) -> bool {
+        self.path.iter().zip(&self.written).all(|(p, w)| p == w)
+    }
 }
 
 /// `apiVersion` and `kind`, which every drop-in must carry.
@@ -272,7 +399,10 @@ fn tagged(h: &mut sha2::Sha256, tag: u8, t: &str) {
     h.update(t.as_bytes());
 }
 
-fn feed(h: &mut sha2::Sha256, v: &Value, top: bool) {
+/// Hash `v`, a value at `at`; table settings are left out (they are compared as effective
+/// values), and a mapping on a table path that holds nothing else counts as absent. Returns
+/// whether anything was hashed.
+fn feed(h: &mut sha2::Sha256, v: &Value, at: At) -> bool {
     use sha2::Digest;
     match v {
         Value::Null => h.update([0]),
@@ -283,23 +413,42 @@ fn feed(h: &mut sha2::Sha256, v: &Value, top: bool) {
             h.update([4]);
             h.update((items.len() as u64).to_le_bytes());
             for i in items {
-                feed(h, i, false);
+                feed(h, i, At::Off);
             }
         }
         Value::Map(m) => {
-            let keep = |k: &String| !(top && folds_to_field(k));
-            h.update([5]);
-            h.update((m.keys().filter(|k| keep(k)).count() as u64).to_le_bytes());
-            for (k, v) in m.iter().filter(|(k, _)| keep(k)) {
-                tagged(h, 6, k);
-                feed(h, v, false);
+            let mut kept = 0u64;
+            let mut inner = sha2::Sha256::new();
+            for (k, v) in m {
+                let step = step(at, k);
+                let mut item = sha2::Sha256::new();
+                let any = match (step, v) {
+                    (Step::Off, _) => {
+                        feed(&mut item, v, At::Off);
+                        true
+                    }
+                    (Step::Inner(p), Value::Map(_)) => feed(&mut item, v, At::Path(p)),
+                    _ => false,
+                };
+                if any {
+                    kept += 1;
+                    tagged(&mut inner, 6, k);
+                    inner.update(item.finalize());
+                }
             }
+            if at != At::Off && kept == 0 {
+                return false;
+            }
+            h.update([5]);
+            h.update(kept.to_le_bytes());
+            h.update(inner.finalize());
         }
         Value::Folded { map, digest } => {
             h.update([7, u8::from(*map)]);
             h.update(digest);
         }
     }
+    true
 }
 
 /// A digest of a configuration apart from `makeIPTablesUtilChains` in any spelling at the top
@@ -311,7 +460,7 @@ pub fn digest_without_key(v: &Value) -> [u8; 32] {
         return *digest;
     }
     let mut h = Sha256::new();
-    feed(&mut h, v, true);
+    feed(&mut h, v, At::Path(&[]));
     h.finalize().into()
 }
 
@@ -363,5 +512,89 @@ mod tests {
         assert_eq!(d.duplicate, Some(("x".into(), 4, 3)));
         let d = doc("{\"kind\": \"K\", \"a\": {\"b\": 1, \"b\": 2}}");
         assert_eq!(d.duplicate.as_ref().map(|d| d.0.as_str()), Some("b"));
+    }
+
+    fn entries(s: &str, keep: Keep) -> Vec<Entry> {
+        parse(0, &SourceFile::new("/c".into(), "/c".into(), s), keep)
+            .unwrap()
+            .0
+            .entries
+    }
+
+    #[test]
+    fn every_table_path_is_recorded_with_its_spelling_and_position() {
+        let yaml = "kind: K\nauthentication:\n  webhook: {cacheTTL: 2m}\n  Anonymous:\n    enabled: false # c\nreadOnlyPort: 0x0\nfeatureGates:\n  RotateKubeletServerCertificate: false\n  Other: true\ntlsCipherSuites: [A, B]\nauthorization: null\n";
+        let json = r#"{"kind": "K", "authentication": {"webhook": {"cacheTTL": "2m"}, "Anonymous": {"enabled": false}}, "readOnlyPort": 0, "featureGates": {"RotateKubeletServerCertificate": false, "Other": true}, "tlsCipherSuites": ["A", "B"], "authorization": null}"#;
+        for (src, keep) in [
+            (yaml, Keep::Tree),
+            (yaml, Keep::Digest),
+            (json, Keep::Digest),
+        ] {
+            let e = entries(src, keep);
+            let written: Vec<String> = e.iter().map(|e| e.written.join(".")).collect();
+            assert_eq!(
+                written,
+                [
+                    "authentication.Anonymous.enabled",
+                    "readOnlyPort",
+                    "featureGates.RotateKubeletServerCertificate",
+                    "featureGates.Other",
+                    "tlsCipherSuites",
+                    "authorization"
+                ],
+                "{src}"
+            );
+            assert_eq!(e[0].path, ["authentication", "anonymous", "enabled"]);
+            assert!(!e[0].exact_keys());
+            assert_eq!(e[2].gate(), Some("RotateKubeletServerCertificate"));
+            assert_eq!(
+                e[4].value,
+                Value::Seq(vec![Value::Str("A".into()), Value::Str("B".into())])
+            );
+            assert_eq!(e[5].path, ["authorization"]);
+            assert_eq!(&src[e[0].value_span.clone()], "false");
+        }
+        let e = entries(yaml, Keep::Tree);
+        assert_eq!((e[0].line, e[0].column), (5, 5));
+        assert_eq!(
+            &yaml[e[0].removal.clone().unwrap()],
+            "    enabled: false # c\n"
+        );
+    }
+
+    #[test]
+    fn a_yaml_duplicate_hides_what_the_earlier_key_held() {
+        let e = entries(
+            "authentication:\n  anonymous: {enabled: false}\nauthentication:\n  webhook: {enabled: true}\n",
+            Keep::Tree,
+        );
+        assert_eq!(e.len(), 2);
+        assert!(e[0].shadowed && !e[1].shadowed);
+    }
+
+    #[test]
+    fn the_digest_leaves_table_settings_out_and_an_emptied_parent_counts_as_absent() {
+        let d = |s: &str| {
+            let f = SourceFile::new("/c".into(), "/c".into(), s);
+            let (tree, digest) = (
+                parse(0, &f, Keep::Tree).unwrap().1,
+                parse(0, &f, Keep::Digest).unwrap().1,
+            );
+            (digest_without_key(&tree), digest_without_key(&digest))
+        };
+        let base = "kind: K\nauthentication:\n  webhook: {cacheTTL: 2m}\nport: 1\n";
+        for same in [
+            "kind: K\nauthentication:\n  webhook: {cacheTTL: 2m}\n  anonymous: {enabled: false}\nport: 1\nreadOnlyPort: 5\n",
+            "kind: K\nauthentication:\n  webhook: {cacheTTL: 2m, enabled: true}\nport: 1\nauthorization: {mode: Webhook}\n",
+        ] {
+            assert_eq!(d(base), d(same), "{same}");
+        }
+        for different in [
+            "kind: K\nauthentication:\n  webhook: {cacheTTL: 3m}\nport: 1\n",
+            "kind: K\nauthentication:\n  webhook: {cacheTTL: 2m}\n  x509: {other: 1}\nport: 1\n",
+        ] {
+            assert_ne!(d(base).0, d(different).0, "{different}");
+            assert_ne!(d(base).1, d(different).1, "{different}");
+        }
     }
 }

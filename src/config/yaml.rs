@@ -7,7 +7,7 @@
 //! kubelet refuses to decode into a bool. Only the first document of a stream is decoded
 //! (yaml.v2's Unmarshal, under sigs.k8s.io/yaml, reads one document and stops).
 
-use super::{Entry, Folder, Keep, KeyOcc, KeyValue, Parsed, Value};
+use super::{At, Entry, Folder, Keep, Parsed, Step, Value};
 use crate::error::{Error, Result};
 use crate::text::{CharOffsets, SourceFile};
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span, StrInput, Tag};
@@ -53,6 +53,12 @@ struct Builder<'a> {
     budget: usize,
     /// Whether collections become digests instead of trees.
     fold: bool,
+    /// The table settings met so far ([`Entry`]), and the keys taken to the current mapping.
+    entries: Vec<Entry>,
+    written: Vec<String>,
+    /// Whether the mapping that just ended kept anything in its digest (a mapping on a table
+    /// path holding only table keys digests as absent, so adding one leaves the rest equal).
+    kept: bool,
 }
 
 /// As deep as the JSON reader goes: the builder recurses once per level.
@@ -70,8 +76,10 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
         depth: 0,
         budget: f.text.len() + ALIAS_NODES,
         fold: keep == Keep::Digest,
+        entries: Vec::new(),
+        written: Vec::new(),
+        kept: false,
     };
-    let mut entries = Vec::new();
     let mut value = Value::Null;
     let mut later_documents = Vec::new();
     loop {
@@ -85,16 +93,14 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
                 later_documents = later_key_lines(&f.text, line);
                 break;
             }
-            Event::MappingStart(anchor, _) => {
-                value = b.mapping(anchor, Some(&mut entries), e.span)?.0
-            }
+            Event::MappingStart(anchor, _) => value = b.mapping(anchor, At::Path(&[]), e.span)?.0,
             Event::Scalar(..) | Event::SequenceStart(..) | Event::Alias(_) => value = b.node(e)?.0,
             _ => {}
         }
     }
     Ok(Parsed {
         value,
-        entries,
+        entries: b.entries,
         duplicate: b.duplicate,
         later_documents,
     })
@@ -221,22 +227,20 @@ impl<'a> Builder<'a> {
                 self.remember(anchor, &val, size);
                 Ok((val, size))
             }
-            Event::MappingStart(anchor, _) => self.mapping(anchor, None, at),
+            Event::MappingStart(anchor, _) => self.mapping(anchor, At::Off, at),
             _ => Ok((Value::Null, 1)),
         }
     }
 
-    fn mapping(
-        &mut self,
-        anchor: usize,
-        mut top: Option<&mut Vec<Entry>>,
-        at: Span,
-    ) -> Result<(Value, usize)> {
-        self.enter(at)?;
-        self.spend(1, at)?;
+    fn mapping(&mut self, anchor: usize, at: At, span: Span) -> Result<(Value, usize)> {
+        self.enter(span)?;
+        self.spend(1, span)?;
         let mut m = BTreeMap::new();
         let mut folder = self.fold.then(Folder::default);
+        let mut kept = false;
         let mut size = 1;
+        // Entries each key of a watched mapping produced, to hide them if the key comes again.
+        let mut seen: HashMap<String, std::ops::Range<usize>> = HashMap::new();
         loop {
             let k = self.next()?;
             if let Event::MappingEnd = k.ev {
@@ -251,39 +255,49 @@ impl<'a> Builder<'a> {
                 Value::Null => "null".into(),
                 _ => String::from("<complex key>"),
             };
-            if top.is_some() && key == "<<" {
+            if at != At::Off && key == "<<" {
                 return Err(self.error_at(
                     kstart,
-                    "YAML merge keys (<<) at the top level are not supported: inline the merged keys",
+                    "YAML merge keys (<<) where the kubelet's settings are read are not supported: inline the merged keys",
                 ));
             }
+            let step = super::step(at, &key);
             let v = self.next()?;
-            let is_scalar = matches!(v.ev, Event::Scalar(..));
-            let raw_expected = match &v.ev {
-                Event::Scalar(s, style, _, _) => Some((s.to_string(), *style)),
-                _ => None,
+            let first_entry = self.entries.len();
+            let recorded = step != Step::Off;
+            let (val, n) = match (step, &v.ev) {
+                (Step::Off, _) => self.node(v)?,
+                (Step::Inner(p), Event::MappingStart(a, _)) => {
+                    let a = *a;
+                    self.nested(key.clone(), |b| b.mapping(a, At::Path(p), v.span))?
+                }
+                (Step::Leaf(p, true), Event::MappingStart(a, _)) => {
+                    let a = *a;
+                    self.nested(key.clone(), |b| b.mapping(a, At::MapOf(p), v.span))?
+                }
+                (Step::Inner(p) | Step::Leaf(p, _) | Step::MapKey(p), _) => {
+                    self.setting(p, &key, kstart, v)?
+                }
             };
-            // Byte positions are only needed for the one key that may be edited.
-            let ours = top.is_some() && super::folds_to_field(&key);
-            let (key_off, vstart) = if ours {
-                (self.at(kstart), self.at(v.span.start))
-            } else {
-                (0, 0)
-            };
-            let (val, n) = self.node(v)?;
             size += n;
-            if ours && let Some(entries) = top.as_deref_mut() {
-                let occ = self.occurrence(&key, key_off, vstart, is_scalar, raw_expected, &val)?;
-                entries.push(Entry {
-                    key: key.clone(),
-                    occ,
-                });
+            if recorded && let Some(old) = seen.insert(key.clone(), first_entry..self.entries.len())
+            {
+                for e in &mut self.entries[old] {
+                    e.shadowed = true;
+                }
             }
             if let Some(f) = &mut folder {
-                // The digest leaves the key out at the top level (digest_without_key).
-                if !ours {
+                // The digest leaves table settings out (they are compared as effective values),
+                // and a mapping on a table path that holds nothing else counts as absent.
+                let keep = match step {
+                    Step::Off => true,
+                    Step::Inner(_) => matches!(val, Value::Folded { .. }) && self.kept,
+                    Step::Leaf(..) | Step::MapKey(_) => false,
+                };
+                if keep {
                     f.key(&key);
                     f.item(&val);
+                    kept = true;
                 }
                 continue;
             }
@@ -294,6 +308,7 @@ impl<'a> Builder<'a> {
             m.insert(key, val);
         }
         self.depth -= 1;
+        self.kept = kept;
         let val = match folder {
             Some(f) => f.finish(true),
             None => Value::Map(m),
@@ -302,55 +317,65 @@ impl<'a> Builder<'a> {
         Ok((val, size))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn occurrence(
-        &self,
+    /// Walk a nested mapping with `key` taken.
+    fn nested(
+        &mut self,
+        key: String,
+        walk: impl FnOnce(&mut Self) -> Result<(Value, usize)>,
+    ) -> Result<(Value, usize)> {
+        self.written.push(key);
+        let r = walk(self);
+        self.written.pop();
+        r
+    }
+
+    /// A table setting's value (or a non-mapping on a table path's prefix): built as a tree
+    /// whatever the mode (it is judged, not digested), and recorded with its positions.
+    fn setting(
+        &mut self,
+        path: &'static [&'static str],
         key: &str,
-        key_off: usize,
-        vstart: usize,
-        is_scalar: bool,
-        raw: Option<(String, ScalarStyle)>,
-        val: &Value,
-    ) -> Result<KeyOcc> {
-        let value = match val {
-            Value::Bool(b) => KeyValue::Bool(*b),
-            Value::Null => KeyValue::Null,
-            Value::Str(s) => KeyValue::Invalid(format!(
-                "the string \"{s}\" cannot be decoded into a bool: the kubelet refuses this file (write it unquoted)"
-            )),
-            other => KeyValue::Invalid(format!(
-                "a {} cannot be decoded into a bool: the kubelet refuses this file",
-                super::json::kind(other)
-            )),
+        kstart: Marker,
+        v: Ev<'a>,
+    ) -> Result<(Value, usize)> {
+        let raw = match &v.ev {
+            Event::Scalar(s, style, _, _) => Some((s.to_string(), *style)),
+            _ => None,
         };
+        let key_at = self.at(kstart);
+        let vstart = self.at(v.span.start);
+        let fold = std::mem::replace(&mut self.fold, false);
+        let built = self.node(v);
+        self.fold = fold;
+        let (val, n) = built?;
         let text = &self.f.text;
-        let (line, column) = self.f.line_col(key_off);
-        let (span, ok) = match raw {
-            Some((s, style)) if is_scalar => measure(text, vstart, &s, style),
-            _ => (vstart..vstart, false),
+        let (line, column) = self.f.line_col(key_at);
+        let (span, exact) = match raw {
+            Some((s, style)) => measure(text, vstart, &s, style),
+            None => (vstart..vstart, false),
         };
-        // Only a value we measured exactly may be edited; otherwise report its position only.
-        if !ok && matches!(value, KeyValue::Bool(false)) && text[key_off..].starts_with(key) {
-            return Err(Error::parse(
-                &self.f.path,
-                line,
-                column,
-                "this makeIPTablesUtilChains value is written in a form the planner cannot edit safely (multi-line or unusual scalar)",
-            ));
-        }
-        Ok(KeyOcc {
-            key: key.to_string(),
-            value,
+        let mut written = self.written.clone();
+        written.push(key.to_string());
+        self.entries.push(Entry {
+            path,
+            written,
+            value: val.clone(),
             line,
             column,
-            removal: ok.then(|| yaml_line(text, key_off, span.clone())).flatten(),
+            key_at,
+            removal: exact
+                .then(|| yaml_line(text, key_at, span.clone()))
+                .flatten(),
             value_span: span,
-        })
+            exact,
+            shadowed: false,
+        });
+        Ok((val, n))
     }
 }
 
 /// The whole YAML line holding the entry `key_off..value.end`, break included, when the entry
-/// is all the line holds (a trailing comment aside).
+/// is all the line holds (its indentation and a trailing comment aside).
 fn yaml_line(
     text: &str,
     key_off: usize,
@@ -358,8 +383,9 @@ fn yaml_line(
 ) -> Option<std::ops::Range<usize>> {
     let line = line_range(text, key_off);
     let tail = text.get(value.end..line.end)?.trim();
-    (line.start == key_off && value.end <= line.end && (tail.is_empty() || tail.starts_with('#')))
-        .then_some(line)
+    // Indentation only before the key (a nested block entry), nothing but a comment after.
+    let indent = text.get(line.start..key_off)?.bytes().all(|b| b == b' ');
+    (indent && value.end <= line.end && (tail.is_empty() || tail.starts_with('#'))).then_some(line)
 }
 
 /// The YAML line (its break included) holding byte `offset`. YAML breaks lines at `\n`,
@@ -688,12 +714,12 @@ fn time_of_day(t: &str, zone: bool) -> bool {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<(Value, Vec<Entry>)> {
-        parse(
-            &SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s),
-            Keep::Tree,
-        )
-        .map(|p| (p.value, p.entries))
+    use crate::config::{KeyOcc, KeyValue};
+
+    /// The value and the makeIPTablesUtilChains occurrences, as config::parse reports them.
+    fn p(s: &str) -> Result<(Value, Vec<KeyOcc>)> {
+        let f = SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s);
+        crate::config::parse(0, &f, Keep::Tree).map(|(d, v)| (v, d.occurrences))
     }
 
     fn digest(s: &str) -> [u8; 32] {
@@ -737,8 +763,9 @@ y: *n
             parse(&f, Keep::Digest).unwrap(),
         );
         assert_eq!(t.entries.len(), d.entries.len());
-        assert_eq!(t.entries[0].occ.value_span, d.entries[0].occ.value_span);
-        assert_eq!(t.entries[0].occ.value, d.entries[0].occ.value);
+        assert_eq!(t.entries[0].value_span, d.entries[0].value_span);
+        assert_eq!(t.entries[0].value, d.entries[0].value);
+        assert_eq!(t.entries[0].written, ["makeIPTablesUtilChains"]);
     }
 
     #[test]
@@ -763,10 +790,12 @@ y: *n
 
     #[test]
     fn flow_mapping_values_are_measured_exactly() {
+        // (A flow mapping at the top is read as JSON by config::parse: the YAML reader alone.)
         let s = "{kind: K, makeIPTablesUtilChains: false, port: 1}\n";
-        let (_, e) = p(s).unwrap();
-        assert_eq!(&s[e[0].occ.value_span.clone()], "false");
-        assert!(e[0].occ.removal.is_none());
+        let f = SourceFile::new("/c.yaml".into(), "/c.yaml".into(), s);
+        let e = parse(&f, Keep::Tree).unwrap().entries;
+        assert_eq!(&s[e[0].value_span.clone()], "false");
+        assert!(e[0].removal.is_none());
     }
 
     #[test]
@@ -802,19 +831,19 @@ y: *n
             ("", KeyValue::Null),
         ] {
             let (_, e) = p(&format!("kind: K\nmakeIPTablesUtilChains: {src}\n")).unwrap();
-            assert_eq!(e[0].occ.value, want, "{src}");
+            assert_eq!(e[0].value, want, "{src}");
         }
         let (_, e) = p("makeIPTablesUtilChains: \"false\"\n").unwrap();
-        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
+        assert!(matches!(e[0].value, KeyValue::Invalid(_)));
         let (_, e) = p("makeIPTablesUtilChains: !!str false\n").unwrap();
-        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
+        assert!(matches!(e[0].value, KeyValue::Invalid(_)));
     }
 
     #[test]
     fn value_span_is_exact_with_comments_and_unicode() {
         let s = "# é comment\nclusterDomain: \"clüster.local\"\nmakeIPTablesUtilChains:   off   # keep\nport: 10250\n";
         let (v, e) = p(s).unwrap();
-        let o = &e[0].occ;
+        let o = &e[0];
         assert_eq!(&s[o.value_span.clone()], "off");
         assert_eq!((o.line, o.column), (3, 1));
         assert_eq!(
@@ -841,7 +870,7 @@ y: *n
         // parser's character index, so they land on the value, and removal takes one YAML line.
         let s = "é: \"ééé\"\rmakeIPTablesUtilChains: false # c\rport: 10250\r";
         let (_, e) = p(s).unwrap();
-        let o = &e[0].occ;
+        let o = &e[0];
         assert_eq!(&s[o.value_span.clone()], "false");
         assert_eq!(
             &s[o.removal.clone().unwrap()],
@@ -854,13 +883,13 @@ y: *n
             "é".repeat(34)
         );
         let (_, e) = p(&s).unwrap();
-        assert!(matches!(e[0].occ.value, KeyValue::Invalid(_)));
-        assert_eq!(&s[e[0].occ.value_span.clone()], "\"false\"");
+        assert!(matches!(e[0].value, KeyValue::Invalid(_)));
+        assert_eq!(&s[e[0].value_span.clone()], "\"false\"");
         // \r\n is one break; a syntax error after multibyte text names a real column.
         let s = "é: 1\r\nmakeIPTablesUtilChains: no\r\n";
         let (_, e) = p(s).unwrap();
         assert_eq!(
-            &s[e[0].occ.removal.clone().unwrap()],
+            &s[e[0].removal.clone().unwrap()],
             "makeIPTablesUtilChains: no\r\n"
         );
         let err = p("é: ééé\rx: [1\r").err().unwrap().to_string();
@@ -871,6 +900,6 @@ y: *n
     fn anchored_value_is_measured_past_the_anchor() {
         let s = "makeIPTablesUtilChains: &a false\nother: *a\n";
         let (_, e) = p(s).unwrap();
-        assert_eq!(&s[e[0].occ.value_span.clone()], "false");
+        assert_eq!(&s[e[0].value_span.clone()], "false");
     }
 }

@@ -138,6 +138,16 @@ pub enum Judged {
 /// Run the stand-in as `argv` (argv[0] included) chrooted into `root`, in working directory
 /// `cwd`.
 pub fn judge(bin: &Path, root: &Path, cwd: &str, argv: &[String]) -> Judged {
+    judge_all(bin, root, cwd, argv).0
+}
+
+/// The stand-in's verdict and, when the kubelet would start, every table setting's value.
+pub fn judge_all(
+    bin: &Path,
+    root: &Path,
+    cwd: &str,
+    argv: &[String],
+) -> (Judged, Option<serde_json::Value>) {
     let o = Command::new(bin)
         .arg0(&argv[0])
         .args(&argv[1..])
@@ -151,8 +161,9 @@ pub fn judge(bin: &Path, root: &Path, cwd: &str, argv: &[String]) -> Judged {
         String::from_utf8_lossy(&o.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    match v["value"].as_bool() {
+    let judged = match v["value"].as_bool() {
         Some(b) => Judged::Value(b),
         None => Judged::Refused(v["refused"].as_str().unwrap_or("").to_string()),
-    }
+    };
+    (judged, v.get("settings").filter(|s| !s.is_null()).cloned())
 }

@@ -3,7 +3,8 @@
 // cmd/kubelet/app/server.go: parse the flags, refuse leftover words ("unknown command"), load
 // --config (strict, then lenient), merge --config-dir drop-ins (marshal the internal
 // configuration, JSON merge patch each drop-in, unmarshal with encoding/json), then let the
-// command line win. It reports makeIPTablesUtilChains, or why the kubelet would refuse to start.
+// command line win. It reports every setting of the settings table (src/settings.rs) and
+// makeIPTablesUtilChains on its own, or why the kubelet would refuse to start.
 //
 // It is written separately from the Rust planner on purpose: the tests compare the two.
 // The only thing they share is data: flags.txt, the kubelet's flag names (copied next to this
@@ -19,6 +20,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -31,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch"
 	"github.com/spf13/pflag"
@@ -41,26 +44,107 @@ import (
 //go:embed flags.txt
 var flagList string
 
-const flagName = "make-iptables-util-chains"
-
 type result struct {
-	Argv    []string `json:"argv"`
-	Kubelet bool     `json:"kubelet"`
-	Value   *bool    `json:"value"`
-	Refused string   `json:"refused"`
+	Argv     []string               `json:"argv"`
+	Kubelet  bool                   `json:"kubelet"`
+	Value    *bool                  `json:"value"`
+	Settings map[string]interface{} `json:"settings"`
+	Refused  string                 `json:"refused"`
 }
 
-// The versioned type's fields the stand-in needs (case-sensitive, as the v1beta1 decoder).
+// metav1.Duration: a JSON string through time.ParseDuration (null reads as "" and fails).
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil {
+		return err
+	}
+	pd, err := time.ParseDuration(str)
+	if err != nil {
+		return err
+	}
+	d.Duration = pd
+	return nil
+}
+
+func (d duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+
+// The versioned type's fields the stand-in needs (case-sensitive, as the v1beta1 decoder),
+// with their Go shapes (staging/src/k8s.io/kubelet/config/v1beta1/types.go).
 type versioned struct {
-	Kind                   string `json:"kind"`
-	APIVersion             string `json:"apiVersion"`
-	MakeIPTablesUtilChains *bool  `json:"makeIPTablesUtilChains"`
+	Kind           string `json:"kind"`
+	APIVersion     string `json:"apiVersion"`
+	Authentication struct {
+		X509 struct {
+			ClientCAFile string `json:"clientCAFile"`
+		} `json:"x509"`
+		Webhook struct {
+			Enabled *bool `json:"enabled"`
+		} `json:"webhook"`
+		Anonymous struct {
+			Enabled *bool `json:"enabled"`
+		} `json:"anonymous"`
+	} `json:"authentication"`
+	Authorization struct {
+		Mode string `json:"mode"`
+	} `json:"authorization"`
+	ReadOnlyPort                   int32           `json:"readOnlyPort"`
+	StreamingConnectionIdleTimeout duration        `json:"streamingConnectionIdleTimeout"`
+	MakeIPTablesUtilChains         *bool           `json:"makeIPTablesUtilChains"`
+	EventRecordQPS                 *int32          `json:"eventRecordQPS"`
+	TLSCertFile                    string          `json:"tlsCertFile"`
+	TLSPrivateKeyFile              string          `json:"tlsPrivateKeyFile"`
+	RotateCertificates             bool            `json:"rotateCertificates"`
+	ServerTLSBootstrap             bool            `json:"serverTLSBootstrap"`
+	FeatureGates                   map[string]bool `json:"featureGates"`
+	TLSCipherSuites                []string        `json:"tlsCipherSuites"`
+	PodPidsLimit                   *int64          `json:"podPidsLimit"`
+	ProtectKernelDefaults          bool            `json:"protectKernelDefaults"`
+	SeccompDefault                 *bool           `json:"seccompDefault"`
 }
 
-// The internal type: no json tags, so encoding/json uses the Go field name and matches keys
+// The internal type: no json tags, so encoding/json uses the Go field names and matches keys
 // case-insensitively when decoding (pkg/kubelet/apis/config/types.go).
 type internal struct {
-	MakeIPTablesUtilChains bool
+	Authentication struct {
+		X509      struct{ ClientCAFile string }
+		Webhook   struct{ Enabled bool }
+		Anonymous struct{ Enabled bool }
+	}
+	Authorization                  struct{ Mode string }
+	ReadOnlyPort                   int32
+	StreamingConnectionIdleTimeout duration
+	MakeIPTablesUtilChains         bool
+	EventRecordQPS                 int32
+	TLSCertFile                    string
+	TLSPrivateKeyFile              string
+	RotateCertificates             bool
+	ServerTLSBootstrap             bool
+	FeatureGates                   map[string]bool
+	TLSCipherSuites                []string
+	PodPidsLimit                   int64
+	ProtectKernelDefaults          bool
+	SeccompDefault                 bool
+}
+
+// The v1beta1 defaults (defaults.go), and without --config the four legacy ones
+// (options.go applyLegacyDefaults).
+func defaults(legacy bool) internal {
+	var c internal
+	c.Authentication.Webhook.Enabled = true
+	c.Authorization.Mode = "Webhook"
+	c.StreamingConnectionIdleTimeout.Duration = 4 * time.Hour
+	c.MakeIPTablesUtilChains = true
+	c.EventRecordQPS = 50
+	c.PodPidsLimit = -1
+	if legacy {
+		c.Authentication.Anonymous.Enabled = true
+		c.Authentication.Webhook.Enabled = false
+		c.Authorization.Mode = "AlwaysAllow"
+		c.ReadOnlyPort = 10255
+	}
+	return c
 }
 
 // cliflag.WordSepNormalizeFunc
@@ -135,31 +219,73 @@ func (m mapStringBool) Set(value string) error {
 	return nil
 }
 
-// loadConfigFile: DecodeKubeletConfiguration, strict first, then lenient.
-func loadConfigFile(path string) (bool, error) {
+// loadConfigFile: DecodeKubeletConfiguration, strict first, then lenient; defaulted as v1beta1;
+// relative paths resolved against the file's directory (resolveRelativePaths).
+func loadConfigFile(path string) (internal, error) {
+	var c internal
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return false, err
+		return c, err
 	}
 	js, err := toJSON(data, true)
 	if err != nil {
 		// Strict decoding failed (duplicate keys): the lenient decoder tries again.
 		js, err = toJSON(data, false)
 		if err != nil {
-			return false, err
+			return c, err
 		}
 	}
 	var v versioned
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(js, &v); err != nil {
-		return false, err
+		return c, err
 	}
 	if v.Kind == "" || v.APIVersion == "" {
-		return false, errors.New("Object 'Kind' is missing")
+		return c, errors.New("Object 'Kind' is missing")
 	}
-	if v.MakeIPTablesUtilChains == nil {
-		return true, nil // defaults.go: true
+	d := defaults(false)
+	c.Authentication.X509.ClientCAFile = v.Authentication.X509.ClientCAFile
+	c.Authentication.Webhook.Enabled = deref(v.Authentication.Webhook.Enabled, d.Authentication.Webhook.Enabled)
+	c.Authentication.Anonymous.Enabled = deref(v.Authentication.Anonymous.Enabled, false)
+	c.Authorization.Mode = v.Authorization.Mode
+	if c.Authorization.Mode == "" {
+		c.Authorization.Mode = d.Authorization.Mode
 	}
-	return *v.MakeIPTablesUtilChains, nil
+	c.ReadOnlyPort = v.ReadOnlyPort
+	c.StreamingConnectionIdleTimeout = v.StreamingConnectionIdleTimeout
+	if c.StreamingConnectionIdleTimeout.Duration == 0 {
+		c.StreamingConnectionIdleTimeout = d.StreamingConnectionIdleTimeout
+	}
+	c.MakeIPTablesUtilChains = deref(v.MakeIPTablesUtilChains, true)
+	c.EventRecordQPS = d.EventRecordQPS
+	if v.EventRecordQPS != nil {
+		c.EventRecordQPS = *v.EventRecordQPS
+	}
+	c.TLSCertFile = v.TLSCertFile
+	c.TLSPrivateKeyFile = v.TLSPrivateKeyFile
+	c.RotateCertificates = v.RotateCertificates
+	c.ServerTLSBootstrap = v.ServerTLSBootstrap
+	c.FeatureGates = v.FeatureGates
+	c.TLSCipherSuites = v.TLSCipherSuites
+	c.PodPidsLimit = -1
+	if v.PodPidsLimit != nil && *v.PodPidsLimit >= 0 {
+		c.PodPidsLimit = *v.PodPidsLimit
+	}
+	c.ProtectKernelDefaults = v.ProtectKernelDefaults
+	c.SeccompDefault = deref(v.SeccompDefault, false)
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.Authentication.X509.ClientCAFile, &c.TLSCertFile, &c.TLSPrivateKeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p, _ = filepath.Abs(filepath.Join(dir, *p))
+		}
+	}
+	return c, nil
+}
+
+func deref(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
 }
 
 // The serializer: JSON is recognised by its first byte, anything else is YAML.
@@ -212,11 +338,10 @@ func loadDropin(path string) ([]byte, error) {
 }
 
 // mergeKubeletConfigurations
-func mergeDropins(base bool, dir string) (bool, error) {
-	cfg := internal{MakeIPTablesUtilChains: base}
+func mergeDropins(cfg internal, dir string) (internal, error) {
 	baseJSON, err := json.Marshal(cfg)
 	if err != nil {
-		return false, err
+		return cfg, err
 	}
 	err = filepath.WalkDir(dir, func(path string, info fs.DirEntry, err error) error {
 		if err != nil {
@@ -236,47 +361,154 @@ func mergeDropins(base bool, dir string) (bool, error) {
 		return nil
 	})
 	if err != nil {
-		return false, err
+		return cfg, err
 	}
 	if err := json.Unmarshal(baseJSON, &cfg); err != nil {
-		return false, fmt.Errorf("failed to unmarshal merged JSON into kubelet configuration: %w", err)
+		return cfg, fmt.Errorf("failed to unmarshal merged JSON into kubelet configuration: %w", err)
 	}
-	return cfg.MakeIPTablesUtilChains, nil
+	return cfg, nil
 }
 
-func judge(args []string) (bool, error) {
+// The names cliflag.TLSCipherSuites accepts.
+func cipherNames() map[string]bool {
+	m := map[string]bool{
+		"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305":   true,
+		"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": true,
+	}
+	for _, c := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		m[c.Name] = true
+	}
+	return m
+}
+
+func judge(args []string) (internal, bool, error) {
+	var c internal
 	fs := newFlagSet()
 	if err := fs.Parse(args); err != nil {
-		return false, fmt.Errorf("failed to parse kubelet flag: %w", err)
+		return c, false, fmt.Errorf("failed to parse kubelet flag: %w", err)
 	}
 	if cmds := fs.Args(); len(cmds) > 0 {
-		return false, fmt.Errorf("unknown command %+s", cmds[0])
+		return c, false, fmt.Errorf("unknown command %+s", cmds[0])
 	}
 	for _, exits := range []string{"help", "version"} {
 		if fs.Changed(exits) {
-			return false, fmt.Errorf("--%s: the kubelet prints and exits", exits)
+			return c, false, fmt.Errorf("--%s: the kubelet prints and exits", exits)
 		}
 	}
-	value := true
+	c = defaults(true)
 	if p, _ := fs.GetString("config"); p != "" {
 		v, err := loadConfigFile(p)
 		if err != nil {
-			return false, fmt.Errorf("failed to load Kubelet config file %s: %w", p, err)
+			return c, false, fmt.Errorf("failed to load Kubelet config file %s: %w", p, err)
 		}
-		value = v
+		c = v
 	}
 	if d, _ := fs.GetString("config-dir"); d != "" {
-		v, err := mergeDropins(value, d)
+		v, err := mergeDropins(c, d)
 		if err != nil {
-			return false, err
+			return c, false, err
 		}
-		value = v
+		c = v
 	}
 	// kubeletConfigFlagPrecedence: the command line is parsed again over the merged config.
-	if fs.Changed(flagName) {
-		value, _ = fs.GetBool(flagName)
+	abs := func(p string) string {
+		if p != "" && !filepath.IsAbs(p) {
+			p, _ = filepath.Abs(p)
+		}
+		return p
 	}
-	return value, nil
+	set := map[string]func(){
+		"anonymous-auth":               func() { c.Authentication.Anonymous.Enabled, _ = fs.GetBool("anonymous-auth") },
+		"authentication-token-webhook": func() { c.Authentication.Webhook.Enabled, _ = fs.GetBool("authentication-token-webhook") },
+		"authorization-mode":           func() { c.Authorization.Mode, _ = fs.GetString("authorization-mode") },
+		"client-ca-file":               func() { v, _ := fs.GetString("client-ca-file"); c.Authentication.X509.ClientCAFile = abs(v) },
+		"read-only-port":               func() { c.ReadOnlyPort, _ = fs.GetInt32("read-only-port") },
+		"streaming-connection-idle-timeout": func() {
+			c.StreamingConnectionIdleTimeout.Duration, _ = fs.GetDuration("streaming-connection-idle-timeout")
+		},
+		"make-iptables-util-chains":  func() { c.MakeIPTablesUtilChains, _ = fs.GetBool("make-iptables-util-chains") },
+		"event-qps":                  func() { c.EventRecordQPS, _ = fs.GetInt32("event-qps") },
+		"tls-cert-file":              func() { v, _ := fs.GetString("tls-cert-file"); c.TLSCertFile = abs(v) },
+		"tls-private-key-file":       func() { v, _ := fs.GetString("tls-private-key-file"); c.TLSPrivateKeyFile = abs(v) },
+		"rotate-certificates":        func() { c.RotateCertificates, _ = fs.GetBool("rotate-certificates") },
+		"rotate-server-certificates": func() { c.ServerTLSBootstrap, _ = fs.GetBool("rotate-server-certificates") },
+		"tls-cipher-suites":          func() { c.TLSCipherSuites, _ = fs.GetStringSlice("tls-cipher-suites") },
+		"pod-max-pids":               func() { c.PodPidsLimit, _ = fs.GetInt64("pod-max-pids") },
+		"protect-kernel-defaults":    func() { c.ProtectKernelDefaults, _ = fs.GetBool("protect-kernel-defaults") },
+		"feature-gates": func() {
+			// The flag's gates win per key; the configuration's other gates stay.
+			m := fs.Lookup("feature-gates").Value.(mapStringBool)
+			if c.FeatureGates == nil {
+				c.FeatureGates = map[string]bool{}
+			}
+			for k, v := range m {
+				c.FeatureGates[k] = v
+			}
+		},
+	}
+	for name, f := range set {
+		if fs.Changed(name) {
+			f()
+		}
+	}
+	seccompFlag, _ := fs.GetBool("seccomp-default")
+	hostname, _ := fs.GetString("hostname-override")
+	// What the kubelet refuses on the result (validation.go, BuildAuthz, InitializeTLS,
+	// GetHostname).
+	if c.ReadOnlyPort < 0 || c.ReadOnlyPort > 65535 {
+		return c, false, fmt.Errorf("readOnlyPort (%d) must be between 0 and 65535, inclusive", c.ReadOnlyPort)
+	}
+	if c.EventRecordQPS < 0 {
+		return c, false, fmt.Errorf("eventRecordQPS (%d) must not be a negative number", c.EventRecordQPS)
+	}
+	if m := c.Authorization.Mode; m != "AlwaysAllow" && m != "Webhook" {
+		return c, false, fmt.Errorf("unknown authorization mode %q", m)
+	}
+	if hostname != "" && strings.TrimSpace(hostname) == "" {
+		return c, false, errors.New("empty hostname is invalid")
+	}
+	names := cipherNames()
+	for _, n := range c.TLSCipherSuites {
+		if !names[n] {
+			return c, false, fmt.Errorf("Cipher suite %s not supported or doesn't exist", n)
+		}
+	}
+	if g, ok := c.FeatureGates["RotateKubeletServerCertificate"]; ok && !g && c.ServerTLSBootstrap {
+		return c, false, errors.New("serverTLSBootstrap requires feature gate RotateKubeletServerCertificate")
+	}
+	return c, seccompFlag || c.SeccompDefault, nil
+}
+
+// Every table setting in the form the differential test compares.
+func settingsOf(c internal, seccomp bool, hostname string) map[string]interface{} {
+	var ciphers interface{}
+	if c.TLSCipherSuites != nil {
+		ciphers = c.TLSCipherSuites
+	}
+	gates := map[string]bool{}
+	for k, v := range c.FeatureGates {
+		gates[k] = v
+	}
+	return map[string]interface{}{
+		"anonymous-auth":                    c.Authentication.Anonymous.Enabled,
+		"authentication-token-webhook":      c.Authentication.Webhook.Enabled,
+		"authorization-mode":                c.Authorization.Mode,
+		"client-ca-file":                    c.Authentication.X509.ClientCAFile,
+		"read-only-port":                    c.ReadOnlyPort,
+		"streaming-connection-idle-timeout": c.StreamingConnectionIdleTimeout.Duration.String(),
+		"make-iptables-util-chains":         c.MakeIPTablesUtilChains,
+		"hostname-override":                 hostname,
+		"event-qps":                         c.EventRecordQPS,
+		"tls-cert-file":                     c.TLSCertFile,
+		"tls-private-key-file":              c.TLSPrivateKeyFile,
+		"rotate-certificates":               c.RotateCertificates,
+		"rotate-server-certificates":        c.ServerTLSBootstrap,
+		"feature-gates":                     gates,
+		"tls-cipher-suites":                 ciphers,
+		"pod-max-pids":                      c.PodPidsLimit,
+		"protect-kernel-defaults":           c.ProtectKernelDefaults,
+		"seccomp-default":                   seccomp,
+	}
 }
 
 // publish writes a file whole (temp file, then rename), so a reader never sees half of it.
@@ -313,11 +545,16 @@ func main() {
 	}
 	r.Kubelet = base == "kubelet"
 	if r.Kubelet {
-		v, err := judge(args)
+		c, seccomp, err := judge(args)
 		if err != nil {
 			r.Refused = err.Error()
 		} else {
+			v := c.MakeIPTablesUtilChains
 			r.Value = &v
+			fs := newFlagSet()
+			_ = fs.Parse(args)
+			hostname, _ := fs.GetString("hostname-override")
+			r.Settings = settingsOf(c, seccomp, hostname)
 		}
 	}
 	out, _ := json.Marshal(r)
