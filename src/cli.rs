@@ -78,11 +78,23 @@ pub enum Command {
     /// Read many nodes' JSON records and print the fleet's table, JSON or JUnit.
     #[command(after_help = SUMMARIZE_EXIT_STATUS)]
     Summarize(SummarizeArgs),
+    /// List the controls: ids, CIS ids in a benchmark, what passes, the fix or why none.
+    Controls(ControlsArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Write the man pages (roff): kubelet-remediate(8) and one per subcommand.
     #[command(hide = true)]
     Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ControlsArgs {
+    /// The benchmark whose CIS ids are shown (kube-bench's names).
+    #[arg(long, value_name = "NAME", default_value = crate::controls::DEFAULT_BENCHMARK,
+          value_parser = clap::builder::PossibleValuesParser::new(crate::controls::BENCHMARKS))]
+    pub benchmark: String,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
 }
 
 #[derive(Debug, clap::Args)]
@@ -192,6 +204,44 @@ pub struct EvalArgs {
     /// How to fix every false setting (default: remove flags, set config keys to true).
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
+    #[command(flatten)]
+    pub controls: ControlArgs,
+}
+
+/// Which CIS controls to judge, read in which benchmark.
+#[derive(Debug, clap::Args)]
+pub struct ControlArgs {
+    /// The controls: all, ids (`kubelet-remediate controls` lists them) or CIS ids of
+    /// --benchmark, comma-separated (default: make-iptables-util-chains alone).
+    #[arg(long, value_name = "LIST")]
+    pub control: Option<String>,
+    /// The benchmark whose CIS ids and rules are used (kube-bench's names).
+    #[arg(long, value_name = "NAME", default_value = crate::controls::DEFAULT_BENCHMARK,
+          value_parser = clap::builder::PossibleValuesParser::new(crate::controls::BENCHMARKS))]
+    pub benchmark: String,
+}
+
+impl ControlArgs {
+    /// The selection; `check` has already refused a bad one as a usage error.
+    pub fn selection(&self) -> Result<crate::controls::Selection, String> {
+        crate::controls::select(self.control.as_deref(), Some(&self.benchmark))
+    }
+}
+
+/// Checks clap cannot make alone (a CIS id is read in the chosen benchmark): a usage error.
+pub fn check(cli: &Cli) -> Result<(), clap::Error> {
+    let controls = match &cli.command {
+        Command::Plan(a) => &a.eval.controls,
+        Command::Apply(a) => &a.eval.controls,
+        Command::Verify(a) => &a.controls,
+        _ => return Ok(()),
+    };
+    controls.selection().map(|_| ()).map_err(|why| {
+        <Cli as clap::CommandFactory>::command().error(
+            clap::error::ErrorKind::InvalidValue,
+            format!("--control: {why}"),
+        )
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -335,6 +385,8 @@ pub struct VerifyArgs {
     pub configz: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
+    #[command(flatten)]
+    pub controls: ControlArgs,
 }
 
 /// Run a parsed command line; the result is the process exit status.
@@ -346,6 +398,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify(a) => Ok(run_verify(a)),
         Command::Scan(a) => run_scan(a),
         Command::Summarize(a) => run_summarize(a),
+        Command::Controls(a) => {
+            print!("{}", controls_listing(&a.benchmark, a.output));
+            Ok(0)
+        }
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(
@@ -418,6 +474,7 @@ fn eval(e: &EvalArgs) -> flow::Eval {
         unit: e.unit.clone(),
         offline: e.offline,
         strategy: e.strategy,
+        controls: e.controls.selection().unwrap_or_default(),
     }
 }
 
@@ -895,6 +952,7 @@ fn run_verify(a: &VerifyArgs) -> i32 {
         offline: a.offline,
         dbus_address: a.dbus_address.clone(),
         configz: a.configz.clone(),
+        controls: a.controls.selection().unwrap_or_default(),
     };
     let r = node_record(
         &a.node.root,
@@ -904,16 +962,27 @@ fn run_verify(a: &VerifyArgs) -> i32 {
     );
     if !json && !say.quiet {
         for c in r.outcome.checks.iter().flatten() {
-            let v = c.value.map_or("error".to_string(), |b| b.to_string());
-            println!("{}: makeIPTablesUtilChains {v} ({})", c.source, c.detail);
+            match c.control {
+                Some(id) => {
+                    let v = c.value.map_or("error", |b| if b { "pass" } else { "FAIL" });
+                    println!("{}: {id} {v} ({})", c.source, c.detail);
+                }
+                None => {
+                    let v = c.value.map_or("error".to_string(), |b| b.to_string());
+                    println!("{}: makeIPTablesUtilChains {v} ({})", c.source, c.detail);
+                }
+            }
         }
         if r.outcome.checks.is_some() {
             println!(
                 "{}",
-                match r.outcome.result {
-                    Verdict::Compliant => "verified: makeIPTablesUtilChains is true",
-                    Verdict::NonCompliant =>
+                match (r.outcome.result, a.controls.control.is_some()) {
+                    (Verdict::Compliant, false) => "verified: makeIPTablesUtilChains is true",
+                    (Verdict::NonCompliant, false) =>
                         "NOT COMPLIANT: makeIPTablesUtilChains is false in at least one source",
+                    (Verdict::Compliant, true) => "verified: every selected control passes",
+                    (Verdict::NonCompliant, true) =>
+                        "NOT COMPLIANT: a selected control fails in at least one source",
                     _ => "could not verify",
                 }
             );
@@ -1017,4 +1086,33 @@ pub fn run_scan(a: &ScanArgs) -> anyhow::Result<i32> {
         print!("{}", render(&found));
     }
     Ok(if found.blocks() { 2 } else { 0 })
+}
+
+/// `kubelet-remediate controls`: the table, as text or JSON.
+pub fn controls_listing(benchmark: &str, output: Output) -> String {
+    let rows = crate::controls::list(benchmark);
+    match output {
+        Output::Json => {
+            let doc = serde_json::json!({"benchmark": benchmark, "controls": rows});
+            serde_json::to_string_pretty(&doc).expect("the table serializes") + "\n"
+        }
+        Output::Text => {
+            let mut o = format!(
+                "controls ({benchmark}; `-` where it has no such control: judged by the cis-1.12 rule)\n\n"
+            );
+            for r in &rows {
+                let auto = crate::controls::automated_word(r.automated).unwrap_or("-");
+                o += &format!(
+                    "{:<7} {:<34} {:<9} {}\n        settings: {}; fix: {}\n",
+                    r.cis.unwrap_or("-"),
+                    r.id,
+                    auto,
+                    r.title,
+                    r.settings.join(", "),
+                    r.fix
+                );
+            }
+            o
+        }
+    }
 }

@@ -6,15 +6,22 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// The value configz reports, and whether the key was present (absent: the default, true).
-pub fn value_from_document(doc: &serde_json::Value) -> Result<(bool, bool), String> {
+/// The configuration object of a configz document (`kubeletconfig`, or the document itself).
+fn kubelet_config(doc: &serde_json::Value) -> Result<&serde_json::Value, String> {
     let cfg = doc
         .get("kubeletconfig")
         .or_else(|| doc.get("kubeletConfig"))
         .unwrap_or(doc);
-    if !cfg.is_object() {
-        return Err("the configz document has no kubeletconfig object".into());
+    if cfg.is_object() {
+        Ok(cfg)
+    } else {
+        Err("the configz document has no kubeletconfig object".into())
     }
+}
+
+/// The value configz reports, and whether the key was present (absent: the default, true).
+pub fn value_from_document(doc: &serde_json::Value) -> Result<(bool, bool), String> {
+    let cfg = kubelet_config(doc)?;
     match cfg.get("makeIPTablesUtilChains") {
         Some(serde_json::Value::Bool(b)) => Ok((*b, true)),
         None | Some(serde_json::Value::Null) => Ok((true, false)),
@@ -88,6 +95,59 @@ fn dechunk(mut body: &str) -> Result<String, String> {
         body = rest[n..]
             .strip_prefix("\r\n")
             .ok_or("missing chunk terminator")?;
+    }
+}
+
+/// Every table setting the configz document carries, as the kubelet serves them (§1.6 of
+/// docs/kubelet-controls.md): the v1beta1 form with `omitempty`, so an absent key is the
+/// type's zero; settings configz never shows (`--hostname-override`) are left out.
+pub fn judgement(doc: &serde_json::Value) -> Result<crate::effective::Judgement, String> {
+    use crate::effective::{Effective, Judgement, Layer};
+    use crate::settings::{self, FlagType, Value};
+    let cfg = kubelet_config(doc)?;
+    let mut out = Vec::new();
+    for (id, s) in settings::SETTINGS {
+        let Some(key) = s.key else { continue };
+        let found = key.iter().try_fold(cfg, |v, k| v.get(*k));
+        let value = match found.filter(|v| !v.is_null()) {
+            None => match s.ty {
+                FlagType::Bool => Value::Bool(false),
+                FlagType::Int32 | FlagType::Int64 => Value::Int(0),
+                FlagType::Duration => Value::Duration(0),
+                FlagType::String => Value::Str(String::new()),
+                FlagType::StringSlice => Value::List(None),
+                FlagType::MapStringBool => Value::Map(Default::default()),
+            },
+            Some(v) => settings::decode(s.ty, &from_json(v), true)
+                .map_err(|why| format!("configz {}: {why}", key.join(".")))?
+                .unwrap_or_else(|| s.default(true)),
+        };
+        out.push(Effective {
+            id,
+            setting: s,
+            value: Ok(value),
+            source: Layer::Default,
+            places: Vec::new(),
+        });
+    }
+    Ok(Judgement {
+        settings: out,
+        refused: None,
+    })
+}
+
+/// A JSON value in the config readers' form.
+fn from_json(v: &serde_json::Value) -> crate::config::Value {
+    use crate::config::Value as C;
+    match v {
+        serde_json::Value::Null => C::Null,
+        serde_json::Value::Bool(b) => C::Bool(*b),
+        serde_json::Value::Number(n) => C::Num(n.to_string()),
+        serde_json::Value::String(s) => C::Str(s.clone()),
+        serde_json::Value::Array(a) => C::Seq(a.iter().map(from_json).collect()),
+        serde_json::Value::Object(o) => {
+            C::Map(o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+        }
     }
 }
 

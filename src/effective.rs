@@ -89,41 +89,63 @@ impl Judgement {
 
 /// Where a layer is written, for messages and reports.
 pub fn locate(ev: &Evidence, layer: Layer) -> Option<Origin> {
-    let entry = |src: &ConfigSource, i: usize| {
-        let e = &src.doc.entries[i];
-        Origin {
-            path: src.named.clone(),
-            line: e.line,
-            column: e.column,
-        }
-    };
     match layer {
         Layer::Default => None,
         Layer::Flag(i) => evidence::arg_origin(&ev.files, &ev.argv[ev.cmdline.settings[i].arg]),
-        Layer::Config(i) => ev.configs.config.as_ref().map(|c| entry(c, i)),
-        Layer::Dropin(d, i) => Some(entry(&ev.configs.dropins[d], i)),
+        Layer::Config(i) => ev.configs.config.as_ref().map(|c| origin(c, i)),
+        Layer::Dropin(d, i) => Some(origin(&ev.configs.dropins[d], i)),
     }
 }
 
 pub fn judge(ev: &Evidence) -> Judgement {
     let cwd = ev.service.working_dir.as_deref().unwrap_or("/");
+    judge_sources(&ev.cmdline, &ev.configs, cwd, &|layer| locate(ev, layer))
+}
+
+/// The running kubelet's settings, from the command line and files it was started with.
+pub fn judge_running(ev: &Evidence, r: &evidence::Running) -> Judgement {
+    let cwd = ev.service.working_dir.as_deref().unwrap_or("/");
+    let locate = |layer| match layer {
+        Layer::Config(i) => r.configs.config.as_ref().map(|c| origin(c, i)),
+        Layer::Dropin(d, i) => Some(origin(&r.configs.dropins[d], i)),
+        _ => None,
+    };
+    judge_sources(&r.cmdline, &r.configs, cwd, &locate)
+}
+
+fn origin(src: &ConfigSource, i: usize) -> Origin {
+    let e = &src.doc.entries[i];
+    Origin {
+        path: src.named.clone(),
+        line: e.line,
+        column: e.column,
+    }
+}
+
+/// The settings a command line and its configuration files give; `locate` places a layer for
+/// messages.
+pub fn judge_sources(
+    cmd: &Cmdline,
+    configs: &evidence::Configs,
+    cwd: &str,
+    locate: &dyn Fn(Layer) -> Option<Origin>,
+) -> Judgement {
     let mut settings: Vec<Effective> = settings::SETTINGS
         .iter()
-        .map(|(id, s)| one(ev, cwd, id, s))
+        .map(|(id, s)| one(cmd, configs, cwd, id, s))
         .collect();
     cross_checks(&mut settings);
     let at = |layer| {
-        locate(ev, layer)
+        locate(layer)
             .map(|o| format!("{}:{}:{}: ", o.path, o.line, o.column))
             .unwrap_or_default()
     };
-    let refused = ev
-        .cmdline
+    let refused = cmd
         .refused
         .first()
         .map(|(_, why)| why.clone())
         .or_else(|| {
-            ev.configs
+            configs
                 .dropins
                 .iter()
                 .find_map(|d| d.doc.duplicate.as_ref().map(|dup| (d, dup)))
@@ -151,8 +173,13 @@ struct State {
     source: Layer,
 }
 
-fn one(ev: &Evidence, cwd: &str, id: &'static str, s: &'static Setting) -> Effective {
-    let configs = &ev.configs;
+fn one(
+    cmd: &Cmdline,
+    configs: &evidence::Configs,
+    cwd: &str,
+    id: &'static str,
+    s: &'static Setting,
+) -> Effective {
     let mut places = Vec::new();
     let mut st = State {
         value: s.default(configs.config.is_some()),
@@ -184,7 +211,7 @@ fn one(ev: &Evidence, cwd: &str, id: &'static str, s: &'static Setting) -> Effec
     {
         return out(Err(why), at, places);
     }
-    from_flags(id, s, &ev.cmdline, cwd, &mut st, &mut places);
+    from_flags(id, s, cmd, cwd, &mut st, &mut places);
     if let Err(why) = (s.valid)(&st.value) {
         for p in places.iter_mut().filter(|p| p.role == Role::Effective) {
             p.role = Role::Refused;

@@ -3,6 +3,8 @@
 //! entrypoint and the tests all run these; only the prompts and the rendering differ.
 
 use crate::configz;
+use crate::controls::{self, Selection};
+use crate::effective;
 use crate::error::Error;
 use crate::evidence::{self, Evidence, Options};
 use crate::outcome::{Check, Failure, Location, Outcome, RestartDone, Verdict};
@@ -129,6 +131,8 @@ pub struct Eval {
     pub unit: Option<String>,
     pub offline: bool,
     pub strategy: Option<Strategy>,
+    /// The controls to judge (`--control`, `--benchmark`); by default the first one alone.
+    pub controls: Selection,
 }
 
 impl Eval {
@@ -193,8 +197,20 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
     let opts = e.options();
     let ev = evidence::gather(fs, &opts)?;
     let v = verdict::judge(&ev);
-    let p = plan::plan(fs, &opts, &ev, &v, e.strategy)?;
-    let report = Report::new(&ev, &v, &p);
+    // Only a selected control is fixed.
+    let p = if e.controls.has(controls::DEFAULT_CONTROL) {
+        plan::plan(fs, &opts, &ev, &v, e.strategy)?
+    } else {
+        Plan::default()
+    };
+    let j = effective::judge(&ev);
+    let running = ev
+        .running
+        .as_ref()
+        .map(|r| effective::judge_running(&ev, r));
+    let planned = |id: &str| id == controls::DEFAULT_CONTROL && !p.changes.is_empty();
+    let judged = controls::judge(&ev, &j, running.as_ref(), &e.controls, &planned);
+    let report = Report::new(&ev, &v, &p, &e.controls, judged);
     Ok((ev, report, p))
 }
 
@@ -217,9 +233,10 @@ fn judged(report: &Report, nothing_to_write: bool) -> (Verdict, i32) {
         (Verdict::Compliant, 0)
     } else if report.platform.managed {
         (Verdict::Managed, 3)
-    } else if nothing_to_write {
+    } else if nothing_to_write && report.restart.needed {
         (Verdict::RestartNeeded, 2)
     } else {
+        // A fix is proposed, or what fails needs a person (the controls' advice says what).
         (Verdict::NonCompliant, 2)
     }
 }
@@ -313,10 +330,12 @@ fn apply_into(
         ),
     };
     let (result, code) = judged(report(out), changes.is_empty());
+    // Nothing to write and no restart owed: what fails needs a person (NonCompliant).
     if matches!(
         result,
         Verdict::Refused | Verdict::Managed | Verdict::Compliant
-    ) {
+    ) || (changes.is_empty() && result == Verdict::NonCompliant)
+    {
         out.set(result, code);
         out.error = refusal(report(out));
         return Ok(());
@@ -417,7 +436,12 @@ fn apply_into(
             restart_done.value = check_process.then_some(true);
             restart_done.result = Some(done);
             out.restart = Some(restart_done);
-            out.set(Verdict::Changed, 0);
+            // Selected controls the edits do not fix still fail: they need a person.
+            if needs_a_person(report(out)) {
+                out.set(Verdict::NonCompliant, 2);
+            } else {
+                out.set(Verdict::Changed, 0);
+            }
             settle_marker(fs, None, out);
             Ok(())
         }
@@ -436,6 +460,14 @@ fn apply_into(
             ))
         }
     }
+}
+
+/// Whether a selected control fails that the plan does not fix.
+fn needs_a_person(report: &Report) -> bool {
+    report
+        .controls
+        .iter()
+        .any(|c| c.status != controls::Status::Pass && !c.fixable)
 }
 
 /// Write the pending-restart marker (`Some`: files changed, no restart) or remove it (a restart
@@ -755,6 +787,8 @@ pub struct VerifyOptions {
     pub offline: bool,
     pub dbus_address: Option<String>,
     pub configz: Option<String>,
+    /// `--control`: judge these controls in every source (by default, makeIPTablesUtilChains).
+    pub controls: Selection,
 }
 
 /// `verify`: what the running kubelet has (its main process, or configz), and what the files
@@ -770,7 +804,11 @@ pub fn verify(fs: &NodeFs, o: &VerifyOptions) -> Outcome {
             },
         )?;
         out.timings.evidence_ms = Some(t.elapsed().as_millis());
-        let checks = checks(fs, o, &ev)?;
+        let checks = if o.controls.default {
+            checks(fs, o, &ev)?
+        } else {
+            control_checks(fs, o, &ev)?
+        };
         // A definite false anywhere is "not compliant" even if another source could not be read.
         let unknown = checks.iter().any(|c| c.value.is_none());
         let says_false = checks.iter().any(|c| c.value == Some(false));
@@ -794,12 +832,62 @@ pub fn verify(fs: &NodeFs, o: &VerifyOptions) -> Outcome {
     })
 }
 
+/// Why verify has nothing to ask: no kubelet process, and no --configz.
+fn no_kubelet(o: &VerifyOptions, systemd_said: &str) -> Stop {
+    if o.offline {
+        Stop::Before("verify --offline checks the running kubelet through --configz only: pass --configz URL (or leave out --offline)".into())
+    } else {
+        Stop::Before(format!(
+            "no running kubelet found ({systemd_said}; /proc has no kubelet process): start it, or pass --configz"
+        ))
+    }
+}
+
+/// The configz document at `url`.
+fn configz_document(url: &str) -> Result<serde_json::Value, String> {
+    let body = configz::fetch(url, Duration::from_secs(10))?;
+    serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+}
+
+/// The kubelet's process: the unit's main process if systemd answers, else the /proc scan;
+/// with it, what systemd said (or that it was never reached, and where it was looked for).
+fn main_pid(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> (Option<u32>, String) {
+    let unit = &ev.service.layout.name;
+    // The unit's main process if systemd answers, else the /proc scan; what systemd said
+    // (or that it was never reached, and where it was looked for) goes into the message.
+    let (from_systemd, systemd_said) = if o.offline {
+        (
+            None,
+            "--offline: neither systemd nor /proc was asked".to_string(),
+        )
+    } else {
+        match Systemd::connect(&restart::candidates(fs.root(), o.dbus_address.as_deref())) {
+            Ok(sd) => match sd.state(unit) {
+                Ok(s) if s.main_pid != 0 => (Some(s.main_pid), String::new()),
+                Ok(_) => (None, format!("{unit} has no main process")),
+                Err(e) => (
+                    None,
+                    format!("systemd ({}) did not say: {}", sd.address, e.0),
+                ),
+            },
+            Err(e) => (None, format!("systemd was not reached: {}", e.0)),
+        }
+    };
+    let proc_pid = if o.offline {
+        None
+    } else {
+        ev.running.as_ref().map(|r| r.pid)
+    };
+    (from_systemd.or(proc_pid), systemd_said)
+}
+
 fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, Stop> {
     let unit = &ev.service.layout.name;
     let mut checks = Vec::new();
     if ev.platform.kubelet_in_process() {
         // The kubelet runs inside k3s/rke2: its flags are not on any command line.
         checks.push(Check {
+            control: None,
             source: format!(
                 "{} files (the kubelet runs inside {unit})",
                 ev.platform.name()
@@ -808,32 +896,8 @@ fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, S
             detail: "kubelet-arg entries and kubelet.conf.d drop-ins as they are now".into(),
         });
     } else {
-        // The unit's main process if systemd answers, else the /proc scan; what systemd said
-        // (or that it was never reached, and where it was looked for) goes into the message.
-        let (from_systemd, systemd_said) = if o.offline {
-            (
-                None,
-                "--offline: neither systemd nor /proc was asked".to_string(),
-            )
-        } else {
-            match Systemd::connect(&restart::candidates(fs.root(), o.dbus_address.as_deref())) {
-                Ok(sd) => match sd.state(unit) {
-                    Ok(s) if s.main_pid != 0 => (Some(s.main_pid), String::new()),
-                    Ok(_) => (None, format!("{unit} has no main process")),
-                    Err(e) => (
-                        None,
-                        format!("systemd ({}) did not say: {}", sd.address, e.0),
-                    ),
-                },
-                Err(e) => (None, format!("systemd was not reached: {}", e.0)),
-            }
-        };
-        let proc_pid = if o.offline {
-            None
-        } else {
-            ev.running.as_ref().map(|r| r.pid)
-        };
-        match from_systemd.or(proc_pid) {
+        let (pid, systemd_said) = main_pid(fs, o, ev);
+        match pid {
             Some(pid) => {
                 // Read once: whether its configs changed since it started, and its value.
                 let (value, detail) = match restart::read_process(fs, pid) {
@@ -851,34 +915,23 @@ fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, S
                     Err(why) => (None, why),
                 };
                 checks.push(Check {
+                    control: None,
                     source: format!("the running kubelet (pid {pid})"),
                     value,
                     detail,
                 });
             }
-            None if o.configz.is_none() && o.offline => {
-                return Err(Stop::Before(
-                    "verify --offline checks the running kubelet through --configz only: pass --configz URL (or leave out --offline)".into(),
-                ));
-            }
-            None if o.configz.is_none() => {
-                return Err(Stop::Before(format!(
-                    "no running kubelet found ({systemd_said}; /proc has no kubelet process): start it, or pass --configz"
-                )));
-            }
+            None if o.configz.is_none() => return Err(no_kubelet(o, &systemd_said)),
             None => {}
         }
     }
     if let Some(url) = &o.configz {
         let source = format!("configz {url}");
-        let got = configz::fetch(url, Duration::from_secs(10)).and_then(|body| {
-            let doc: serde_json::Value =
-                serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
-            configz::value_from_document(&doc)
-        });
+        let got = configz_document(url).and_then(|doc| configz::value_from_document(&doc));
         checks.push(match got {
             Ok((v, present)) => Check {
                 source,
+                control: None,
                 value: Some(v),
                 detail: if present {
                     "the kubelet's merged configuration".into()
@@ -888,6 +941,7 @@ fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, S
             },
             Err(why) => Check {
                 source,
+                control: None,
                 value: None,
                 detail: why,
             },
@@ -904,10 +958,95 @@ fn checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, S
             Value::Refused(why) => (None, format!("the kubelet would refuse to start: {why}")),
         };
         checks.push(Check {
+            control: None,
             source: "the files on disk (what the next restart runs)".into(),
             value,
             detail,
         });
     }
+    Ok(checks)
+}
+
+/// `verify --control`: each selected control, judged on the running kubelet (its command line
+/// and the files it names), on configz when given, and on the files the next restart runs.
+fn control_checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<Check>, Stop> {
+    let sel = &o.controls;
+    let chosen: Vec<&controls::Control> =
+        sel.ids.iter().filter_map(|id| controls::get(id)).collect();
+    let mut checks = Vec::new();
+    let mut each = |source: &str,
+                    judged: Result<&effective::Judgement, &str>,
+                    skip: &dyn Fn(&controls::Control) -> bool| {
+        for c in &chosen {
+            if skip(c) {
+                continue;
+            }
+            let (value, detail) = match judged {
+                Ok(j) if j.refused.is_some() => (
+                    None,
+                    format!(
+                        "the kubelet would refuse to start: {}",
+                        j.refused.as_deref().unwrap_or("")
+                    ),
+                ),
+                Ok(j) => {
+                    let (pass, v) = controls::evaluate(c, j, sel.benchmark);
+                    (Some(pass), format!("{v}"))
+                }
+                Err(why) => (None, why.to_string()),
+            };
+            checks.push(Check {
+                source: source.to_string(),
+                control: Some(c.id),
+                value,
+                detail,
+            });
+        }
+    };
+    let none = |_: &controls::Control| false;
+    if !ev.platform.kubelet_in_process() {
+        let (pid, systemd_said) = main_pid(fs, o, ev);
+        match pid {
+            Some(pid) => {
+                let source = format!("the running kubelet (pid {pid})");
+                match restart::read_process(fs, pid) {
+                    Ok(r) if !r.changed_since_start.is_empty() => {
+                        let why = format!(
+                            "{} changed since it started, so what it loaded cannot be read from disk (--configz reads it from the kubelet)",
+                            r.changed_since_start.join(", ")
+                        );
+                        each(&source, Err(&why), &none);
+                    }
+                    Ok(r) => each(&source, Ok(&effective::judge_running(ev, &r)), &none),
+                    Err(why) => each(&source, Err(&why), &none),
+                }
+            }
+            None if o.configz.is_none() => return Err(no_kubelet(o, &systemd_said)),
+            None => {}
+        }
+    }
+    if let Some(url) = &o.configz {
+        let source = format!("configz {url}");
+        let got = configz_document(url).and_then(|doc| configz::judgement(&doc));
+        // configz carries no flag-only setting (--hostname-override, the --seccomp-default
+        // flag): those controls are judged from the process and the files only.
+        let flag_only = |c: &controls::Control| {
+            c.settings.iter().any(|id| {
+                crate::settings::get(id).is_some_and(|s| {
+                    s.key.is_none() || s.merge == crate::settings::Merge::FlagOrConfig
+                })
+            })
+        };
+        match &got {
+            Ok(j) => each(&source, Ok(j), &flag_only),
+            Err(why) => each(&source, Err(why), &flag_only),
+        }
+    }
+    let files = effective::judge(ev);
+    each(
+        "the files on disk (what the next restart runs)",
+        Ok(&files),
+        &none,
+    );
     Ok(checks)
 }

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod config;
 pub mod configz;
+pub mod controls;
 pub mod effective;
 pub mod error;
 pub mod evidence;

@@ -7,7 +7,7 @@ use kubelet_remediate::cli::{self, Cli};
 const EX_USAGE: i32 = 64;
 
 fn main() {
-    let args = match Cli::try_parse() {
+    let args = match Cli::try_parse().and_then(|a| cli::check(&a).map(|()| a)) {
         Ok(a) => a,
         Err(e) => {
             use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
 
 /// Bumped when a field changes meaning or goes away (adding a field does not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The git revision the binary was built from (`build.rs`), when it was built from a checkout.
 pub const GIT_REVISION: Option<&str> = option_env!("KUBELET_REMEDIATE_GIT_REVISION");
@@ -135,6 +135,8 @@ pub struct RestartDone {
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub source: String,
+    /// With `--control`: the control judged (then `value` says whether it passes).
+    pub control: Option<&'static str>,
     pub value: Option<bool>,
     pub detail: String,
 }

@@ -60,6 +60,8 @@ pub struct Change {
     pub after: Arc<str>,
     /// Which findings this change fixes, and how.
     pub fixes: Vec<String>,
+    /// The ids of the controls this change fixes (one diff per file, whatever fixes it).
+    pub controls: Vec<&'static str>,
     /// The span replacements that turn `before` into `after` (start, end, replacement).
     #[serde(skip)]
     pub edits: Vec<(usize, usize, String)>,
@@ -159,6 +161,7 @@ pub fn plan(
                     p.daemon_reload |= units.contains(&file);
                     let diff = unified(&sf.resolved, &sf.text, &after);
                     p.changes.push(Change {
+                        controls: vec![crate::controls::DEFAULT_CONTROL],
                         path: sf.resolved.clone(),
                         via: (sf.resolved != sf.path).then(|| sf.path.clone()),
                         diff,

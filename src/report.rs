@@ -1,5 +1,6 @@
 //! What `plan` prints: one report model, rendered as JSON or as text for a person.
 
+use crate::controls::{ControlReport, Selection, Status as ControlStatus};
 use crate::evidence::Evidence;
 use crate::plan::{Change, Plan};
 use crate::verdict::{self, Finding, Outcome, Status, Verdict, Winner};
@@ -73,7 +74,16 @@ pub struct Restart {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub control: Control,
+    /// Every selected control is `pass` (and, without `--control`, makeIPTablesUtilChains is
+    /// true on disk and in the running kubelet).
     pub compliant: bool,
+    /// The benchmark the controls' CIS ids and rules are read in.
+    pub benchmark: &'static str,
+    /// One verdict per selected control, in table order (`controls.rs`).
+    pub controls: Vec<ControlReport>,
+    /// `--control` was given: the text report lists the controls.
+    #[serde(skip)]
+    pub selected: bool,
     /// Why the kubelet would refuse to start, when it would.
     pub refused: Option<String>,
     pub effective: Effective,
@@ -90,7 +100,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(ev: &Evidence, v: &Verdict, plan: &Plan) -> Report {
+    pub fn new(
+        ev: &Evidence,
+        v: &Verdict,
+        plan: &Plan,
+        sel: &Selection,
+        controls: Vec<ControlReport>,
+    ) -> Report {
         let effective = match &v.outcome {
             Outcome::Refused(_) => Effective {
                 value: None,
@@ -194,12 +210,19 @@ impl Report {
             Outcome::Refused(w) => Some(w.clone()),
             _ => None,
         };
+        // The first control keeps its own account of the running kubelet (and of a restart the
+        // marker says is owed); every selected control must pass.
+        let first_ok = !sel.has(crate::controls::DEFAULT_CONTROL) || (file_ok && running_ok);
+        let controls_ok = controls.iter().all(|c| c.status == ControlStatus::Pass);
+        let restart_for_controls = controls.iter().any(|c| c.restart_needed);
         Report {
             control: Control {
                 title: TITLE,
                 ids: IDS,
             },
-            compliant: file_ok && running_ok,
+            compliant: first_ok && controls_ok && owed.is_none(),
+            benchmark: sel.benchmark,
+            selected: !sel.default,
             refused,
             effective,
             platform: PlatformInfo {
@@ -221,9 +244,12 @@ impl Report {
             restart: Restart {
                 unit: ev.service.layout.name.clone(),
                 daemon_reload: plan.daemon_reload,
-                needed: !plan.changes.is_empty() || (file_ok && !running_ok),
+                needed: !plan.changes.is_empty()
+                    || (file_ok && !running_ok)
+                    || restart_for_controls,
             },
             running,
+            controls,
         }
     }
 
@@ -266,6 +292,11 @@ impl Report {
             }
         };
         let mut o = String::new();
+        if self.selected {
+            o += &self.controls_text(&paint);
+            o += &self.tail_text(&paint, changes);
+            return o;
+        }
         o += &format!("control:  {}\n", self.control.title);
         o += "          CIS Kubernetes 4.2.7 / 4.2.6, EKS/AKS/GKE 3.2.6\n";
         o += &format!("platform: {}\n", self.platform.name);
@@ -356,6 +387,73 @@ impl Report {
                 }
             }
         }
+        o += &self.tail_text(&paint, changes);
+        o
+    }
+
+    /// The node, then each selected control: status, value, where it is decided, the places
+    /// that set it, and advice.
+    fn controls_text(&self, paint: &dyn Fn(&str, &str) -> String) -> String {
+        let mut o = String::new();
+        o += &format!("platform: {}\n", self.platform.name);
+        o += &format!("unit:     {}\n", self.unit.name);
+        if let Some(c) = &self.config {
+            o += &format!("config:   {c}\n");
+        }
+        if let Some(d) = &self.config_dir {
+            o += &format!("config-dir: {d}\n");
+        }
+        let count = |st| self.controls.iter().filter(|c| c.status == st).count();
+        o += &format!(
+            "benchmark: {}: {} pass, {} fail{}\n",
+            self.benchmark,
+            count(ControlStatus::Pass),
+            count(ControlStatus::Fail),
+            match &self.refused {
+                Some(r) => format!("; REFUSED: the kubelet would not start: {r}"),
+                None => String::new(),
+            }
+        );
+        for c in &self.controls {
+            let status = match c.status {
+                ControlStatus::Pass => paint("1;32", "pass"),
+                ControlStatus::Fail => paint("1;31", "FAIL"),
+                ControlStatus::Refused => paint("1;31", "REFUSED"),
+                ControlStatus::Error => paint("1;31", "ERROR"),
+            };
+            let auto = crate::controls::automated_word(c.automated)
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
+            o += &format!(
+                "\n{:<7} {status}  {}  {}{auto}\n",
+                c.cis.unwrap_or("-"),
+                c.id,
+                c.title
+            );
+            let at = match &c.effective.source {
+                Some(s) => format!("{} at {}:{}:{}", s.kind, s.path, s.line, s.column),
+                None => "the default".into(),
+            };
+            o += &format!("        value: {} ({at})\n", c.effective.value);
+            for f in &c.findings {
+                o += &format!(
+                    "        {}:{}:{}  {}  [{}]\n",
+                    f.at.path, f.at.line, f.at.column, f.text, f.role
+                );
+                if let Some(n) = &f.note {
+                    o += &format!("            {n}\n");
+                }
+            }
+            for a in &c.advice {
+                o += &format!("        - {a}\n");
+            }
+        }
+        o
+    }
+
+    /// What every report ends with: the proposed change, the restart, advice and notes.
+    fn tail_text(&self, paint: &dyn Fn(&str, &str) -> String, changes: bool) -> String {
+        let mut o = String::new();
         if changes && !self.changes.is_empty() {
             o += "\nproposed change:\n";
             for c in &self.changes {

@@ -339,3 +339,30 @@ fn every_doc_the_code_cites_exists() {
     }
     assert!(cited > 0);
 }
+
+/// The README's controls table is the code's table (`controls::markdown_table`), so the two
+/// cannot drift; `UPDATE_README=1` rewrites it.
+#[test]
+fn the_readme_controls_table_is_the_code_table() {
+    let path = repo().join("README.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = "<!-- controls table: generated from src/controls.rs";
+    let end = "<!-- end of controls table -->";
+    let a = text.find(start).expect("the table's opening marker");
+    let a = a + text[a..].find('\n').unwrap() + 1;
+    let b = text.find(end).expect("the table's closing marker");
+    let want = kubelet_remediate::controls::markdown_table();
+    if std::env::var_os("UPDATE_README").is_some() {
+        std::fs::write(&path, format!("{}{want}{}", &text[..a], &text[b..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        &text[a..b],
+        want,
+        "README's controls table (run with UPDATE_README=1)"
+    );
+    // Every control of the code is a row, and every row a control.
+    for c in kubelet_remediate::controls::CONTROLS {
+        assert!(text[a..b].contains(&format!("| `{}` |", c.id)), "{}", c.id);
+    }
+}

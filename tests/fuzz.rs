@@ -119,11 +119,13 @@ fn runner(cases: u32) -> proptest::test_runner::TestRunner {
 
 /// The planner, in-process: a panic fails the test; any result maps to a documented status.
 fn plan_status(root: &Path) -> i32 {
-    match std::panic::catch_unwind(|| plan_root(root, None)) {
-        Ok(Ok(p)) => {
-            let r = kubelet_remediate::report::Report::new(&p.ev, &p.verdict, &p.plan);
-            r.exit_code()
-        }
+    let eval = kubelet_remediate::flow::Eval {
+        offline: true,
+        ..Default::default()
+    };
+    let fs = kubelet_remediate::root::NodeFs::new(root);
+    match std::panic::catch_unwind(|| kubelet_remediate::flow::evaluate(&fs, &eval)) {
+        Ok(Ok((_, r, _))) => r.exit_code(),
         Ok(Err(_)) => 1,
         Err(_) => panic!("the planner panicked"),
     }

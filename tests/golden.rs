@@ -116,13 +116,21 @@ fn json_carries_the_contract_fields() {
     let out = run("false-in-two-places", &["--output", "json"]);
     let json = out.split("--- exit").next().unwrap();
     let v: serde_json::Value = serde_json::from_str(json).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["command"], "plan");
     assert_eq!(v["result"], "non-compliant");
     assert_eq!(v["exit_code"], 2);
     let v = &v["report"];
     assert_eq!(v["compliant"], false);
     assert_eq!(v["effective"]["value"], false);
+    // Without --control: the first control alone, in the controls array too.
+    assert_eq!(v["benchmark"], "cis-1.12");
+    assert_eq!(v["controls"].as_array().unwrap().len(), 1);
+    assert_eq!(v["controls"][0]["id"], "make-iptables-util-chains");
+    assert_eq!(v["controls"][0]["cis"], "4.2.6");
+    assert_eq!(v["controls"][0]["status"], "fail");
+    assert_eq!(v["controls"][0]["fixable"], true);
+    assert_eq!(v["changes"][0]["controls"][0], "make-iptables-util-chains");
     assert_eq!(v["effective"]["source"]["path"], "/etc/default/kubelet");
     assert_eq!(v["effective"]["source"]["line"], 1);
     let changes = v["changes"].as_array().unwrap();

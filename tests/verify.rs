@@ -140,3 +140,40 @@ fn no_kubelet_found_says_whether_systemd_was_reached() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("pass --configz URL"), "{err}");
 }
+
+/// `verify --control`: every selected control judged on configz (the omitempty form: an absent
+/// readOnlyPort is 0) and on the files; flag-only controls skip configz.
+#[test]
+fn configz_judges_every_selected_control() {
+    let (url, server) = serve_once(ok(&recorded("kubelet-1.29-true.json")));
+    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["verify", "--output", "json", "--configz", &url, "--control"])
+        .args([
+            "read-only-port,anonymous-auth,tls-cipher-suites,hostname-override",
+            "--root",
+        ])
+        .arg(repo().join("testdata/nodes/gke"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checks = j["checks"].as_array().unwrap();
+    let of = |source: &str, control: &str| {
+        checks
+            .iter()
+            .find(|c| c["source"].as_str().unwrap().starts_with(source) && c["control"] == control)
+            .cloned()
+    };
+    let cz = |c| of("configz", c).unwrap();
+    assert_eq!(cz("read-only-port")["value"], true, "{j}");
+    assert_eq!(cz("read-only-port")["detail"], "0");
+    assert_eq!(cz("anonymous-auth")["value"], true);
+    // No tlsCipherSuites in configz: Go's defaults, which the benchmark does not accept.
+    assert_eq!(cz("tls-cipher-suites")["value"], false);
+    assert!(of("configz", "hostname-override").is_none(), "{j}");
+    assert!(of("the files", "hostname-override").is_some(), "{j}");
+    // A control fails in a source: not compliant.
+    assert_eq!(j["result"], "non-compliant");
+    assert_eq!(o.status.code(), Some(2));
+}

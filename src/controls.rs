@@ -1,0 +1,874 @@
+//! The CIS kubelet controls (section 4.2) as rows: ids per benchmark, when each passes, its record form and fix.
+//!
+//! Facts: docs/kubelet-controls.md (§0 the summary, §2 the ids per kube-bench profile, §3 each
+//! setting). A control is judged on the effective values `effective.rs` computes (what the
+//! kubelet runs), never on kube-bench's string match; where the two differ the advice says so.
+//! Adding a control is a row in [`CONTROLS`] plus its tests.
+
+use crate::effective::{Judgement, Layer, Role};
+use crate::evidence::Evidence;
+use crate::settings::Value;
+use serde::Serialize;
+use serde_json::json;
+
+/// The benchmark profiles, by kube-bench's names.
+pub const BENCHMARKS: &[&str] = &[
+    "cis-1.7",
+    "cis-1.8",
+    "cis-1.9",
+    "cis-1.10",
+    "cis-1.11",
+    "cis-1.12",
+    "cis-1.20",
+    "cis-1.23",
+    "cis-1.24",
+    "eks-1.5.0",
+    "eks-1.7.0",
+    "eks-1.8.0",
+    "aks-1.7",
+    "aks-1.8",
+    "gke-1.6.0",
+    "gke-1.9.0",
+];
+
+pub const DEFAULT_BENCHMARK: &str = "cis-1.12";
+
+/// The control without `--control`: the tool's first, judged and fixed exactly as before.
+pub const DEFAULT_CONTROL: &str = "make-iptables-util-chains";
+
+// Profile groups with the same 4.2 checks (§2).
+const CIS_NEW: &[&str] = &[
+    "cis-1.7", "cis-1.8", "cis-1.9", "cis-1.10", "cis-1.11", "cis-1.12",
+];
+const CIS_OLD: &[&str] = &["cis-1.20", "cis-1.23", "cis-1.24"];
+const MANAGED: &[&str] = &[
+    "eks-1.5.0",
+    "eks-1.7.0",
+    "eks-1.8.0",
+    "aks-1.7",
+    "aks-1.8",
+    "gke-1.6.0",
+];
+
+/// A control's id in a group of benchmarks, and whether it is Automated (scored) there.
+#[derive(Debug, Clone, Copy)]
+pub struct Cis {
+    pub benchmarks: &'static [&'static str],
+    pub id: &'static str,
+    pub automated: bool,
+}
+
+const fn cis(benchmarks: &'static [&'static str], id: &'static str, automated: bool) -> Cis {
+    Cis {
+        benchmarks,
+        id,
+        automated,
+    }
+}
+
+/// How a failing control is fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// The planner removes or rewrites the setting (the one-control planner).
+    Planned,
+    /// A fix is safe under conditions the planner checks; not proposed by this version yet.
+    Later,
+    /// Proposed only when named explicitly (never by `all`).
+    OptIn,
+    /// A person chooses the value: advice only.
+    Advice,
+}
+
+/// The effective values a control reads, and the benchmark it is judged under.
+pub struct Ctx<'a> {
+    pub j: &'a Judgement,
+    pub benchmark: &'a str,
+}
+
+impl Ctx<'_> {
+    fn value(&self, id: &str) -> Option<&Value> {
+        self.j.value(id)
+    }
+
+    fn bool(&self, id: &str) -> Option<bool> {
+        match self.value(id)? {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn int(&self, id: &str) -> Option<i64> {
+        match self.value(id)? {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn str(&self, id: &str) -> Option<&str> {
+        match self.value(id)? {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn json(&self, id: &str) -> serde_json::Value {
+        self.value(id)
+            .map_or(serde_json::Value::Null, Value::to_json)
+    }
+
+    /// The RotateKubeletServerCertificate gate as set (`None`: unset, its default true).
+    fn gate(&self) -> Option<bool> {
+        match self.value("feature-gates")? {
+            Value::Map(m) => m.get("RotateKubeletServerCertificate").copied(),
+            _ => None,
+        }
+    }
+}
+
+/// One control.
+pub struct Control {
+    pub id: &'static str,
+    /// When it passes, in words (the README's table).
+    pub passes_when: &'static str,
+    pub title: &'static str,
+    pub cis: &'static [Cis],
+    /// The settings it reads (rows of `settings::SETTINGS`): their places are its findings.
+    pub settings: &'static [&'static str],
+    /// Whether the kubelet's effective values pass it under the context's benchmark.
+    pub passes: fn(&Ctx) -> bool,
+    /// `effective.value` in the record: one form per control.
+    pub value: fn(&Ctx) -> serde_json::Value,
+    pub fix: Fix,
+    /// What to do when it fails (the facts doc's safe fix, or why there is none).
+    pub advice: &'static str,
+    /// What kube-bench concludes when nothing sets it (§3), for the disagreement note.
+    pub kube_bench_when_unset: &'static str,
+}
+
+/// The cipher suites the CIS benchmarks allow (§3.12); cis-1.12 drops the two `TLS_RSA_*`.
+const CIPHERS_CIS: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+];
+
+/// The allowed cipher list of a benchmark; benchmarks without one are judged by cis-1.12's.
+pub fn allowed_ciphers(benchmark: &str) -> &'static [&'static str] {
+    if matches!(
+        benchmark,
+        "cis-1.7"
+            | "cis-1.8"
+            | "cis-1.9"
+            | "cis-1.10"
+            | "cis-1.11"
+            | "cis-1.20"
+            | "cis-1.23"
+            | "cis-1.24"
+    ) {
+        CIPHERS_CIS
+    } else {
+        &CIPHERS_CIS[..6]
+    }
+}
+
+/// Profiles whose event-qps check needs exactly 0 (§3.8).
+fn event_qps_zero(benchmark: &str) -> bool {
+    matches!(
+        benchmark,
+        "cis-1.20" | "cis-1.23" | "aks-1.7" | "aks-1.8" | "gke-1.6.0"
+    )
+}
+
+/// The table, in the benchmarks' order.
+pub const CONTROLS: &[Control] = &[
+    Control {
+        id: "anonymous-auth",
+        passes_when: "anonymous auth is false",
+        title: "Ensure that the --anonymous-auth argument is set to false",
+        cis: &[
+            cis(CIS_NEW, "4.2.1", true),
+            cis(CIS_OLD, "4.2.1", true),
+            cis(MANAGED, "3.2.1", true),
+        ],
+        settings: &["anonymous-auth"],
+        passes: |c| c.bool("anonymous-auth") == Some(false),
+        value: |c| c.json("anonymous-auth"),
+        fix: Fix::Later,
+        advice: "set authentication.anonymous.enabled: false in the --config file (or --anonymous-auth=false without one), and remove any --anonymous-auth=true; first make sure the API server can still authenticate to the kubelet (a client CA file with its CA, or webhook authentication), or kubectl logs/exec and metrics scrapers get 401",
+        kube_bench_when_unset: "FAIL (it needs the flag or key to read false; with a --config file the kubelet's default is already false)",
+    },
+    Control {
+        id: "authorization-mode",
+        passes_when: "the mode is not `AlwaysAllow`",
+        title: "Ensure that the --authorization-mode argument is not set to AlwaysAllow",
+        cis: &[
+            cis(CIS_NEW, "4.2.2", true),
+            cis(CIS_OLD, "4.2.2", true),
+            cis(MANAGED, "3.2.2", true),
+        ],
+        settings: &["authorization-mode"],
+        passes: |c| {
+            c.str("authorization-mode")
+                .is_some_and(|m| m != "AlwaysAllow")
+        },
+        value: |c| c.json("authorization-mode"),
+        fix: Fix::OptIn,
+        advice: "use authorization.mode: Webhook (the default with a --config file) and drop --authorization-mode=AlwaysAllow; Webhook sends a SubjectAccessReview per request, so the API server's kubelet-client identity needs RBAC (kubeadm binds system:kubelet-api-admin), bearer tokens need webhook authentication and client certificates a client CA file",
+        kube_bench_when_unset: "FAIL (it needs the flag or key; with a --config file the kubelet runs Webhook)",
+    },
+    Control {
+        id: "client-ca-file",
+        passes_when: "a client CA file is set",
+        title: "Ensure that the --client-ca-file argument is set as appropriate",
+        cis: &[
+            cis(CIS_NEW, "4.2.3", true),
+            cis(CIS_OLD, "4.2.3", true),
+            cis(MANAGED, "3.2.3", true),
+        ],
+        settings: &["client-ca-file"],
+        passes: |c| c.str("client-ca-file").is_some_and(|p| !p.is_empty()),
+        value: |c| c.json("client-ca-file"),
+        fix: Fix::Advice,
+        advice: "set authentication.x509.clientCAFile to the cluster CA the API server's kubelet client certificate is signed by (kubeadm and EKS: /etc/kubernetes/pki/ca.crt, AKS: /etc/kubernetes/certs/ca.crt); the file must exist and hold a PEM certificate or the kubelet exits",
+        kube_bench_when_unset: "FAIL",
+    },
+    Control {
+        id: "read-only-port",
+        passes_when: "the read-only port is 0",
+        title: "Verify that the --read-only-port argument is set to 0",
+        cis: &[
+            cis(CIS_NEW, "4.2.4", false),
+            cis(CIS_OLD, "4.2.4", false),
+            cis(MANAGED, "3.2.4", true),
+        ],
+        settings: &["read-only-port"],
+        passes: |c| c.int("read-only-port") == Some(0),
+        value: |c| c.json("read-only-port"),
+        fix: Fix::Later,
+        advice: "remove --read-only-port=N when a --config file is in use (its default is 0) or set readOnlyPort: 0; without a config file add --read-only-port=0. Consumers of :10255 (old metrics agents) stop working",
+        kube_bench_when_unset: "PASS in the CIS profiles (a false pass without a --config file, where the kubelet serves 10255), FAIL in eks/aks",
+    },
+    Control {
+        id: "streaming-connection-idle-timeout",
+        passes_when: "the idle timeout is above 0 (a 0 in `--config` runs as 4h)",
+        title: "Ensure that the --streaming-connection-idle-timeout argument is not set to 0",
+        cis: &[
+            cis(CIS_NEW, "4.2.5", false),
+            cis(CIS_OLD, "4.2.5", false),
+            cis(MANAGED, "3.2.5", true),
+        ],
+        settings: &["streaming-connection-idle-timeout"],
+        passes: |c| matches!(c.value("streaming-connection-idle-timeout"), Some(Value::Duration(d)) if *d > 0),
+        value: |c| c.json("streaming-connection-idle-timeout"),
+        fix: Fix::Later,
+        advice: "remove every zero (a flag, a --config-dir drop-in) so the 4h default applies; a zero in the --config file is already replaced by 4h when the kubelet loads it. kube-bench compares the text with \"0\": it passes 0s and fails a literal 0 in --config",
+        kube_bench_when_unset: "PASS",
+    },
+    Control {
+        id: "make-iptables-util-chains",
+        passes_when: "it is true",
+        title: "Ensure that the --make-iptables-util-chains argument is set to true",
+        cis: &[
+            cis(CIS_NEW, "4.2.6", true),
+            cis(CIS_OLD, "4.2.7", true),
+            cis(MANAGED, "3.2.6", true),
+        ],
+        settings: &["make-iptables-util-chains"],
+        passes: |c| c.bool("make-iptables-util-chains") == Some(true),
+        value: |c| c.json("make-iptables-util-chains"),
+        fix: Fix::Planned,
+        advice: "remove --make-iptables-util-chains=false (the default is true) or set makeIPTablesUtilChains: true",
+        kube_bench_when_unset: "PASS",
+    },
+    Control {
+        id: "hostname-override",
+        passes_when: "no non-empty `--hostname-override`",
+        title: "Ensure that the --hostname-override argument is not set",
+        cis: &[cis(CIS_NEW, "4.2.7", false), cis(CIS_OLD, "4.2.8", false)],
+        settings: &["hostname-override"],
+        passes: |c| c.str("hostname-override").is_none_or(str::is_empty),
+        value: |c| match c.str("hostname-override") {
+            Some(h) if !h.is_empty() => json!(h),
+            _ => serde_json::Value::Null,
+        },
+        fix: Fix::Later,
+        advice: "removing --hostname-override renames the node unless the value equals the host name (trimmed, lowercased): a new Node registers and the old one goes NotReady; on EKS the name must stay the EC2 private DNS name, so keep it there and record the exception",
+        kube_bench_when_unset: "PASS (an empty --hostname-override= is unset for the kubelet but present for kube-bench: WARN)",
+    },
+    Control {
+        id: "event-qps",
+        passes_when: "event QPS >= 0 (exactly 0 in cis-1.20/1.23, aks, gke-1.6.0)",
+        title: "Ensure that the --event-qps argument is set to a level which ensures appropriate event capture",
+        cis: &[
+            cis(CIS_NEW, "4.2.8", false),
+            cis(CIS_OLD, "4.2.9", false),
+            cis(MANAGED, "3.2.7", true),
+        ],
+        settings: &["event-qps"],
+        passes: |c| {
+            c.int("event-qps").is_some_and(|q| {
+                if event_qps_zero(c.benchmark) {
+                    q == 0
+                } else {
+                    q >= 0
+                }
+            })
+        },
+        value: |c| c.json("event-qps"),
+        fix: Fix::Advice,
+        advice: "the cis-1.20/1.23, aks and gke-1.6.0 profiles pass only eventRecordQPS: 0 (the default is 50): setting 0 may lower event throughput, so choose it deliberately; every other profile passes any value >= 0",
+        kube_bench_when_unset: "PASS in cis-1.7 to 1.12 and 1.24, FAIL where exactly 0 is required",
+    },
+    Control {
+        id: "tls-cert-file",
+        passes_when: "both `tlsCertFile` and `tlsPrivateKeyFile` are set",
+        title: "Ensure that the --tls-cert-file and --tls-private-key-file arguments are set as appropriate",
+        cis: &[cis(CIS_NEW, "4.2.9", false), cis(CIS_OLD, "4.2.10", false)],
+        settings: &["tls-cert-file", "tls-private-key-file"],
+        passes: |c| {
+            c.str("tls-cert-file").is_some_and(|p| !p.is_empty())
+                && c.str("tls-private-key-file").is_some_and(|p| !p.is_empty())
+        },
+        value: |c| json!({"tlsCertFile": c.json("tls-cert-file"), "tlsPrivateKeyFile": c.json("tls-private-key-file")}),
+        fix: Fix::Advice,
+        advice: "set tlsCertFile and tlsPrivateKeyFile to a serving certificate signed by a CA the API server trusts; without them the kubelet serves a self-signed one (serverTLSBootstrap: true with approved serving CSRs meets the intent, though kube-bench still warns)",
+        kube_bench_when_unset: "WARN",
+    },
+    Control {
+        id: "rotate-certificates",
+        passes_when: "it is true (unset is false)",
+        title: "Ensure that the --rotate-certificates argument is not set to false",
+        cis: &[
+            cis(CIS_NEW, "4.2.10", true),
+            cis(CIS_OLD, "4.2.11", true),
+            cis(MANAGED, "3.2.8", true),
+        ],
+        settings: &["rotate-certificates"],
+        passes: |c| c.bool("rotate-certificates") == Some(true),
+        value: |c| c.json("rotate-certificates"),
+        fix: Fix::Later,
+        advice: "set rotateCertificates: true when the kubelet's kubeconfig authenticates with a client certificate (or a --bootstrap-kubeconfig is given) and client CSRs are approved; never on a token or exec-plugin kubeconfig (EKS), where the kubelet would drop its token",
+        kube_bench_when_unset: "PASS (a false pass: unset is false for the kubelet)",
+    },
+    Control {
+        id: "rotate-server-certificates",
+        passes_when: "the `RotateKubeletServerCertificate` gate is not false (unset: true)",
+        title: "Verify that the RotateKubeletServerCertificate argument is set to true",
+        cis: &[
+            cis(CIS_NEW, "4.2.11", false),
+            cis(CIS_OLD, "4.2.12", false),
+            cis(MANAGED, "3.2.9", true),
+        ],
+        settings: &["feature-gates", "rotate-server-certificates"],
+        passes: |c| c.gate() != Some(false),
+        value: |c| json!({"RotateKubeletServerCertificate": c.gate(), "serverTLSBootstrap": c.json("rotate-server-certificates")}),
+        fix: Fix::Later,
+        advice: "remove RotateKubeletServerCertificate=false from --feature-gates or featureGates (the gate defaults to true); to actually rotate the serving certificate also set serverTLSBootstrap: true together with an approver for kubelet-serving CSRs",
+        kube_bench_when_unset: "PASS in the CIS profiles, FAIL in eks/aks/gke (they need the gate written as true)",
+    },
+    Control {
+        id: "tls-cipher-suites",
+        passes_when: "a non-empty list, every entry in the benchmark's list",
+        title: "Ensure that the Kubelet only makes use of Strong Cryptographic Ciphers",
+        cis: &[cis(CIS_NEW, "4.2.12", false), cis(CIS_OLD, "4.2.13", false)],
+        settings: &["tls-cipher-suites"],
+        passes: |c| match c.value("tls-cipher-suites") {
+            Some(Value::List(Some(l))) => {
+                !l.is_empty()
+                    && l.iter()
+                        .all(|s| allowed_ciphers(c.benchmark).contains(&s.as_str()))
+            }
+            _ => false,
+        },
+        value: |c| c.json("tls-cipher-suites"),
+        fix: Fix::OptIn,
+        advice: "set tlsCipherSuites to the benchmark's list (or keep only its entries); clients that need CBC or RSA key exchange then fail to connect",
+        kube_bench_when_unset: "WARN",
+    },
+    Control {
+        id: "pod-max-pids",
+        passes_when: "the pod PID limit is above 0",
+        title: "Ensure that a limit is set on pod PIDs",
+        cis: &[cis(CIS_NEW, "4.2.13", false)],
+        settings: &["pod-max-pids"],
+        passes: |c| c.int("pod-max-pids").is_some_and(|p| p > 0),
+        value: |c| c.json("pod-max-pids"),
+        fix: Fix::Advice,
+        advice: "set podPidsLimit to a positive per-pod limit that fits the workloads (-1, the default, means no per-pod limit); kube-bench passes any value, -1 included",
+        kube_bench_when_unset: "FAIL",
+    },
+    Control {
+        id: "protect-kernel-defaults",
+        passes_when: "it is true",
+        title: "Ensure that the --protect-kernel-defaults argument is set to true",
+        cis: &[cis(CIS_OLD, "4.2.6", true)],
+        settings: &["protect-kernel-defaults"],
+        passes: |c| c.bool("protect-kernel-defaults") == Some(true),
+        value: |c| c.json("protect-kernel-defaults"),
+        fix: Fix::Later,
+        advice: "set protectKernelDefaults: true only after vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys=1000000 and kernel.keys.root_maxbytes=25000000 are set and persisted in /etc/sysctl.d: otherwise the kubelet exits at its next start",
+        kube_bench_when_unset: "FAIL",
+    },
+    Control {
+        id: "seccomp-default",
+        passes_when: "the flag or the key is true",
+        title: "Ensure that the --seccomp-default parameter is set to true",
+        cis: &[cis(&["cis-1.11", "cis-1.12"], "4.2.14", false)],
+        settings: &["seccomp-default"],
+        passes: |c| c.bool("seccomp-default") == Some(true),
+        value: |c| c.json("seccomp-default"),
+        fix: Fix::Advice,
+        advice: "set seccompDefault: true after checking that workloads run under the RuntimeDefault seccomp profile (pods needing blocked syscalls must set their own profile); kube-bench only checks that the flag or key is present",
+        kube_bench_when_unset: "WARN",
+    },
+];
+
+/// The control with this id.
+pub fn get(id: &str) -> Option<&'static Control> {
+    CONTROLS.iter().find(|c| c.id == id)
+}
+
+impl Control {
+    /// Its id and automation in `benchmark`, if the benchmark has it.
+    pub fn cis_in(&self, benchmark: &str) -> Option<(&'static str, bool)> {
+        self.cis
+            .iter()
+            .find(|c| c.benchmarks.contains(&benchmark))
+            .map(|c| (c.id, c.automated))
+    }
+
+    /// The benchmark whose rule judges it: the chosen one, or cis-1.12 when the chosen one
+    /// lacks the control.
+    fn rule_benchmark<'b>(&self, benchmark: &'b str) -> &'b str {
+        if self.cis_in(benchmark).is_some() {
+            benchmark
+        } else {
+            DEFAULT_BENCHMARK
+        }
+    }
+}
+
+/// Whether `c` passes on these values under `benchmark` (a benchmark without the control: by
+/// the cis-1.12 rule), and its record value.
+pub fn evaluate(c: &Control, j: &Judgement, benchmark: &str) -> (bool, serde_json::Value) {
+    let ctx = Ctx {
+        j,
+        benchmark: c.rule_benchmark(benchmark),
+    };
+    ((c.passes)(&ctx), (c.value)(&ctx))
+}
+
+/// Which controls a command judges, under which benchmark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub benchmark: &'static str,
+    /// Control ids, in table order.
+    pub ids: Vec<&'static str>,
+    /// Named one by one (by id or CIS id): opt-in fixes may be proposed.
+    pub explicit: bool,
+    /// No `--control`: the first control alone, exactly as before controls existed.
+    pub default: bool,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            benchmark: DEFAULT_BENCHMARK,
+            ids: vec![DEFAULT_CONTROL],
+            explicit: false,
+            default: true,
+        }
+    }
+}
+
+impl Selection {
+    pub fn has(&self, id: &str) -> bool {
+        self.ids.contains(&id)
+    }
+}
+
+/// `--control LIST` and `--benchmark NAME`: `all`, ids, or CIS ids read in the benchmark.
+pub fn select(list: Option<&str>, benchmark: Option<&str>) -> Result<Selection, String> {
+    let benchmark = match benchmark {
+        None => DEFAULT_BENCHMARK,
+        Some(b) => BENCHMARKS
+            .iter()
+            .copied()
+            .find(|n| *n == b)
+            .ok_or_else(|| {
+                format!(
+                    "unknown benchmark \"{b}\" (one of: {})",
+                    BENCHMARKS.join(", ")
+                )
+            })?,
+    };
+    let Some(list) = list else {
+        return Ok(Selection {
+            benchmark,
+            ..Selection::default()
+        });
+    };
+    let mut picked = Vec::new();
+    let mut explicit = true;
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if item == "all" {
+            explicit = false;
+            picked.extend(CONTROLS.iter().map(|c| c.id));
+            continue;
+        }
+        let c = CONTROLS
+            .iter()
+            .find(|c| c.id == item || c.cis_in(benchmark).is_some_and(|(id, _)| id == item))
+            .ok_or_else(|| {
+                format!(
+                    "unknown control \"{item}\" (an id from `kubelet-remediate controls`, a CIS id of {benchmark}, or all)"
+                )
+            })?;
+        picked.push(c.id);
+    }
+    if picked.is_empty() {
+        return Err("--control needs at least one control id, CIS id, or all".into());
+    }
+    let ids = CONTROLS
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| picked.contains(id))
+        .collect();
+    Ok(Selection {
+        benchmark,
+        ids,
+        explicit,
+        default: false,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// The kubelet would refuse to start.
+    Refused,
+    /// The tool could not read what it needs.
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    /// `command-line`, `config` or `config-dir`.
+    pub kind: &'static str,
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveOut {
+    pub value: serde_json::Value,
+    /// Where the deciding value is written; null for a default.
+    pub source: Option<Source>,
+}
+
+/// One place that sets a setting the control reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingOut {
+    pub setting: &'static str,
+    #[serde(flatten)]
+    pub at: Source,
+    /// The setting as written (the argument, or the keys and the value's text).
+    pub text: String,
+    /// `effective`, `overridden`, `ignored` or `refused`.
+    pub role: &'static str,
+    pub note: Option<String>,
+}
+
+/// A control's verdict, as the record's `report.controls[]` carries it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlReport {
+    pub id: &'static str,
+    pub cis: Option<&'static str>,
+    pub automated: Option<bool>,
+    pub title: &'static str,
+    pub status: Status,
+    pub effective: EffectiveOut,
+    pub fixable: bool,
+    pub findings: Vec<FindingOut>,
+    pub advice: Vec<String>,
+    /// The files pass but the running kubelet does not: a restart applies them.
+    #[serde(skip)]
+    pub restart_needed: bool,
+}
+
+fn kind(layer: Layer) -> &'static str {
+    match layer {
+        Layer::Flag(_) => "command-line",
+        Layer::Config(_) => "config",
+        Layer::Dropin(..) => "config-dir",
+        Layer::Default => "default",
+    }
+}
+
+fn source(ev: &Evidence, layer: Layer) -> Option<Source> {
+    let o = crate::effective::locate(ev, layer)?;
+    Some(Source {
+        kind: kind(layer),
+        path: o.path,
+        line: o.line,
+        column: o.column,
+    })
+}
+
+/// What a place says, as written.
+fn text(ev: &Evidence, layer: Layer) -> String {
+    let entry = |src: &crate::evidence::ConfigSource, i: usize| {
+        let e = &src.doc.entries[i];
+        let f = ev.files.get(src.doc.file);
+        format!(
+            "{}: {}",
+            e.written.join("."),
+            f.text.get(e.value_span.clone()).unwrap_or("")
+        )
+    };
+    match layer {
+        Layer::Flag(i) => ev.argv[ev.cmdline.settings[i].arg].value.text.clone(),
+        Layer::Config(i) => ev
+            .configs
+            .config
+            .as_ref()
+            .map_or_else(String::new, |c| entry(c, i)),
+        Layer::Dropin(d, i) => entry(&ev.configs.dropins[d], i),
+        Layer::Default => String::new(),
+    }
+}
+
+/// Judge the selected controls on the node's files (`j`) and, when a kubelet runs, on what it
+/// was started with (`running`): a control passes only when both pass. `planned` says which
+/// controls the plan's edits fix.
+pub fn judge(
+    ev: &Evidence,
+    j: &Judgement,
+    running: Option<&Judgement>,
+    sel: &Selection,
+    planned: &dyn Fn(&str) -> bool,
+) -> Vec<ControlReport> {
+    sel.ids
+        .iter()
+        .filter_map(|id| get(id))
+        .map(|c| one(ev, j, running, sel, c, planned(c.id)))
+        .collect()
+}
+
+fn one(
+    ev: &Evidence,
+    j: &Judgement,
+    running: Option<&Judgement>,
+    sel: &Selection,
+    c: &'static Control,
+    planned: bool,
+) -> ControlReport {
+    let rule = c.rule_benchmark(sel.benchmark);
+    let ctx = Ctx { j, benchmark: rule };
+    let (cis, automated) = match c.cis_in(sel.benchmark) {
+        Some((id, a)) => (Some(id), Some(a)),
+        None => (None, None),
+    };
+    let mut advice = Vec::new();
+    let mut findings = Vec::new();
+    let mut decided = None;
+    let mut restart_needed = false;
+    for id in c.settings {
+        let Some(e) = j.get(id) else { continue };
+        if decided.is_none() && e.source != Layer::Default {
+            decided = Some(e.source);
+        }
+        for p in &e.places {
+            if let Some(at) = source(ev, p.layer) {
+                findings.push(FindingOut {
+                    setting: e.id,
+                    at,
+                    text: text(ev, p.layer),
+                    role: match p.role {
+                        Role::Effective => "effective",
+                        Role::Overridden => "overridden",
+                        Role::Ignored => "ignored",
+                        Role::Refused => "refused",
+                    },
+                    note: p.note.clone(),
+                });
+            }
+        }
+    }
+    let status =
+        if j.refused.is_some() {
+            Status::Refused
+        } else if !(c.passes)(&ctx) {
+            Status::Fail
+        } else if let Some(r) = running
+            && (r.refused.is_some()
+                || !(c.passes)(&Ctx {
+                    j: r,
+                    benchmark: rule,
+                }))
+        {
+            advice.push(format!(
+            "the files pass, but the running kubelet was started with {}: restart {} to apply them",
+            (c.value)(&Ctx { j: r, benchmark: rule }),
+            ev.service.layout.name
+        ));
+            restart_needed = true;
+            Status::Fail
+        } else {
+            Status::Pass
+        };
+    if rule != sel.benchmark {
+        advice.push(format!(
+            "{} has no such control: judged by the {DEFAULT_BENCHMARK} rule",
+            sel.benchmark
+        ));
+    }
+    if status == Status::Fail && !planned {
+        let how = match c.fix {
+            Fix::Planned | Fix::Later => "",
+            Fix::OptIn => " (an opt-in fix: proposed only when the control is named explicitly)",
+            Fix::Advice => " (a person chooses the value: no automatic fix)",
+        };
+        advice.push(format!("{}{how}", c.advice));
+    }
+    if status != Status::Refused {
+        advice.extend(scanner_notes(ev, j, c, status));
+    }
+    let value = if j.refused.is_some() {
+        serde_json::Value::Null
+    } else {
+        (c.value)(&ctx)
+    };
+    ControlReport {
+        id: c.id,
+        cis,
+        automated,
+        title: c.title,
+        status,
+        effective: EffectiveOut {
+            value,
+            source: decided.and_then(|l| source(ev, l)),
+        },
+        fixable: status == Status::Fail && planned,
+        findings,
+        advice,
+        restart_needed,
+    }
+}
+
+/// Where kube-bench's reading differs from the kubelet's (§1.7): it reads the first
+/// occurrence of a flag in `ps`, else the `--config` key, never drop-ins or defaults.
+fn scanner_notes(ev: &Evidence, j: &Judgement, c: &Control, status: Status) -> Vec<String> {
+    let mut out = Vec::new();
+    // kube-bench's verdict on an unset setting, when it is not the kubelet's (or depends on
+    // the profile).
+    let theirs = c.kube_bench_when_unset;
+    let differs = theirs.contains(" in ") || (status == Status::Pass) != theirs.starts_with("PASS");
+    for id in c.settings {
+        let Some(e) = j.get(id) else { continue };
+        let flags = e
+            .places
+            .iter()
+            .filter(|p| matches!(p.layer, Layer::Flag(_)))
+            .count();
+        match e.source {
+            Layer::Default if differs => out.push(format!(
+                "nothing sets {}: the kubelet runs its default ({}); kube-bench, reading only flags and the --config key, reports {}",
+                e.setting.name(),
+                if ev.configs.config.is_some() { "the --config default set" } else { "the legacy default set, without --config" },
+                c.kube_bench_when_unset
+            )),
+            Layer::Dropin(..) => out.push(format!(
+                "{} comes from a --config-dir drop-in, which kube-bench never reads",
+                e.setting.name()
+            )),
+            Layer::Flag(_) if flags > 1 && e.setting.merge == crate::settings::Merge::LastWins => out.push(format!(
+                "{} is given {flags} times: the kubelet takes the last, kube-bench the first",
+                e.setting.name()
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The table as `kubelet-remediate controls` lists it.
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub id: &'static str,
+    pub cis: Option<&'static str>,
+    pub automated: Option<bool>,
+    pub title: &'static str,
+    pub settings: &'static [&'static str],
+    pub fix: &'static str,
+    pub advice: &'static str,
+}
+
+pub fn list(benchmark: &str) -> Vec<Listed> {
+    CONTROLS
+        .iter()
+        .map(|c| {
+            let (cis, automated) = c
+                .cis_in(benchmark)
+                .map_or((None, None), |(i, a)| (Some(i), Some(a)));
+            Listed {
+                id: c.id,
+                cis,
+                automated,
+                title: c.title,
+                settings: c.settings,
+                fix: fix_word(c.fix),
+                advice: c.advice,
+            }
+        })
+        .collect()
+}
+
+/// `Automated` or `Manual` in a benchmark; `None`: the benchmark lacks the control.
+pub fn automated_word(automated: Option<bool>) -> Option<&'static str> {
+    automated.map(|a| if a { "Automated" } else { "Manual" })
+}
+
+/// The fix column: what this version does about a failing control.
+pub fn fix_word(f: Fix) -> &'static str {
+    match f {
+        Fix::Planned => "automatic",
+        Fix::Later => "advice (automatic fix planned)",
+        Fix::OptIn => "advice (opt-in fix planned)",
+        Fix::Advice => "advice",
+    }
+}
+
+/// The README's controls table: each control's ids in the benchmark groups, when it passes, and
+/// what this version does when it fails (tests/contract.rs holds the README to it).
+pub fn markdown_table() -> String {
+    let mut o = String::from(
+        "| id | cis-1.7 to 1.12 | cis-1.20 to 1.24 | eks, aks, gke-1.6.0 | passes when | when it fails |\n|---|---|---|---|---|---|\n",
+    );
+    for c in CONTROLS {
+        let id = |b: &str| {
+            c.cis_in(b).map_or("-".to_string(), |(id, a)| {
+                format!("{id}{}", if a { "" } else { " (M)" })
+            })
+        };
+        o += &format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            c.id,
+            id("cis-1.12"),
+            id("cis-1.24"),
+            id("eks-1.8.0"),
+            c.passes_when,
+            fix_word(c.fix)
+        );
+    }
+    o += "\n(M): Manual in that benchmark (kube-bench warns); otherwise Automated. seccomp-default is in cis-1.11 and cis-1.12 only; gke-1.9.0 has no kubelet 4.2 checks.\n";
+    o
+}

@@ -1,0 +1,181 @@
+//! `--control` and `--benchmark` on every shipped tree: one valid record with one verdict per
+//! control, each status what the effective values say under the benchmark's rule, the exit
+//! status the contract gives, and the selection's usage errors.
+
+mod common;
+use common::*;
+use kubelet_remediate::controls::{self, CONTROLS};
+use std::process::{Command, Output, Stdio};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn plan_json(tree: &std::path::Path, extra: &[&str]) -> (serde_json::Value, i32) {
+    let root = tree.to_str().unwrap();
+    let mut args = vec!["plan", "--offline", "-o", "json", "--root", root];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (j, o.status.code().unwrap())
+}
+
+#[test]
+fn every_tree_gets_one_verdict_per_control_under_every_benchmark() {
+    for tree in node_trees() {
+        let name = tree.file_name().unwrap().to_string_lossy().into_owned();
+        for benchmark in ["cis-1.12", "cis-1.24", "eks-1.8.0", "aks-1.8", "gke-1.9.0"] {
+            let (j, code) = plan_json(&tree, &["--control", "all", "--benchmark", benchmark]);
+            assert_valid_record(&j);
+            assert_eq!(j["exit_code"], code, "{name}");
+            let r = &j["report"];
+            if r.is_null() {
+                // The node cannot be read: an error, never a verdict.
+                assert_eq!(code, 1, "{name}");
+                continue;
+            }
+            assert_eq!(r["benchmark"], benchmark);
+            let got = r["controls"].as_array().unwrap();
+            let ids: Vec<&str> = got.iter().map(|c| c["id"].as_str().unwrap()).collect();
+            let all: Vec<&str> = CONTROLS.iter().map(|c| c.id).collect();
+            assert_eq!(ids, all, "{name}: every row, in table order");
+            for c in got {
+                let row = controls::get(c["id"].as_str().unwrap()).unwrap();
+                let cis = row.cis_in(benchmark);
+                assert_eq!(c["cis"].as_str(), cis.map(|(id, _)| id), "{name}");
+                assert_eq!(c["automated"].as_bool(), cis.map(|(_, a)| a), "{name}");
+                // Refused everywhere or nowhere: the kubelet starts or it does not.
+                assert_eq!(
+                    c["status"] == "refused",
+                    !r["refused"].is_null(),
+                    "{name}: {c}"
+                );
+            }
+            let passing = got.iter().all(|c| c["status"] == "pass");
+            assert_eq!(r["compliant"], passing, "{name} {benchmark}");
+            let want = if !r["refused"].is_null() {
+                1
+            } else if r["platform"]["managed"] == true && !passing {
+                3
+            } else if passing {
+                0
+            } else {
+                2
+            };
+            assert_eq!(code, want, "{name} {benchmark}: {}", j["result"]);
+        }
+    }
+}
+
+/// The rules that depend on the benchmark: event-qps needs exactly 0 in cis-1.20/1.23, aks and
+/// gke-1.6.0; the cipher list of cis-1.12 drops the two TLS_RSA suites.
+#[test]
+fn benchmark_rules_are_read_in_the_chosen_benchmark() {
+    let t = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
+    std::fs::write(
+        t.path().join("etc/default/kubelet"),
+        "KUBELET_EXTRA_ARGS=\"--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_GCM_SHA256\"\n",
+    )
+    .unwrap();
+    let status = |benchmark: &str, id: &str| {
+        let (j, _) = plan_json(t.path(), &["--control", id, "--benchmark", benchmark]);
+        j["report"]["controls"][0]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status("cis-1.12", "event-qps"), "pass");
+    assert_eq!(status("cis-1.24", "event-qps"), "pass");
+    assert_eq!(status("cis-1.20", "event-qps"), "fail");
+    assert_eq!(status("aks-1.8", "event-qps"), "fail");
+    assert_eq!(status("cis-1.11", "tls-cipher-suites"), "pass");
+    assert_eq!(status("cis-1.12", "tls-cipher-suites"), "fail");
+    // eks has no cipher control: judged by cis-1.12's list, with cis null.
+    let (j, _) = plan_json(
+        t.path(),
+        &["--control", "tls-cipher-suites", "--benchmark", "eks-1.8.0"],
+    );
+    let c = &j["report"]["controls"][0];
+    assert_eq!(c["status"], "fail");
+    assert!(c["cis"].is_null());
+    assert_eq!(
+        c["effective"]["value"],
+        serde_json::json!([
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_RSA_WITH_AES_128_GCM_SHA256"
+        ])
+    );
+    assert_eq!(c["effective"]["source"]["kind"], "command-line");
+    assert_eq!(c["effective"]["source"]["path"], "/etc/default/kubelet");
+}
+
+/// Without --control, the record judges the first control alone, and plans exactly as before:
+/// the same result, exit status and changes as with `--control make-iptables-util-chains`.
+#[test]
+fn without_control_the_first_control_alone() {
+    for tree in node_trees() {
+        let (a, ca) = plan_json(&tree, &[]);
+        let (b, cb) = plan_json(&tree, &["--control", "make-iptables-util-chains"]);
+        assert_eq!(ca, cb, "{}", tree.display());
+        assert_eq!(a["result"], b["result"]);
+        assert_eq!(a["report"]["changes"], b["report"]["changes"]);
+        if !a["report"].is_null() {
+            assert_eq!(a["report"]["controls"].as_array().unwrap().len(), 1);
+        }
+    }
+}
+
+#[test]
+fn controls_are_picked_by_id_cis_id_or_all_and_unknown_ones_are_usage_errors() {
+    let sel = controls::select(Some("4.2.4,anonymous-auth"), Some("cis-1.12")).unwrap();
+    assert_eq!(sel.ids, ["anonymous-auth", "read-only-port"]);
+    assert!(sel.explicit);
+    let sel = controls::select(Some("3.2.6"), Some("eks-1.8.0")).unwrap();
+    assert_eq!(sel.ids, ["make-iptables-util-chains"]);
+    // 4.2.6 is protect-kernel-defaults in cis-1.24 and make-iptables-util-chains in cis-1.12.
+    let old = controls::select(Some("4.2.6"), Some("cis-1.24")).unwrap();
+    assert_eq!(old.ids, ["protect-kernel-defaults"]);
+    let all = controls::select(Some("all"), None).unwrap();
+    assert_eq!(all.ids.len(), CONTROLS.len());
+    assert!(!all.explicit);
+    assert!(controls::select(None, None).unwrap().default);
+    let root = repo().join("testdata/nodes/kubeadm-deb");
+    let root = root.to_str().unwrap();
+    for bad in [
+        vec!["plan", "--root", root, "--control", "4.2.99"],
+        vec!["plan", "--root", root, "--control", "3.2.1"],
+        vec!["apply", "--root", root, "--control", "nope", "--yes"],
+        vec!["verify", "--root", root, "--control", ","],
+        vec!["plan", "--root", root, "--benchmark", "cis-9"],
+        vec!["controls", "--benchmark", "eks"],
+    ] {
+        let o = run(&bad);
+        assert_eq!(o.status.code(), Some(64), "{bad:?}");
+        assert!(o.stdout.is_empty(), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_controls_command_lists_the_table() {
+    let o = run(&["controls", "--benchmark", "cis-1.24", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["benchmark"], "cis-1.24");
+    let rows = j["controls"].as_array().unwrap();
+    assert_eq!(rows.len(), CONTROLS.len());
+    let pkd = rows
+        .iter()
+        .find(|r| r["id"] == "protect-kernel-defaults")
+        .unwrap();
+    assert_eq!(pkd["cis"], "4.2.6");
+    assert_eq!(pkd["automated"], true);
+    let pids = rows.iter().find(|r| r["id"] == "pod-max-pids").unwrap();
+    assert!(pids["cis"].is_null());
+    let text = String::from_utf8(run(&["controls"]).stdout).unwrap();
+    assert!(text.contains("4.2.6   make-iptables-util-chains"), "{text}");
+}
