@@ -67,16 +67,35 @@ const fn cis(benchmarks: &'static [&'static str], id: &'static str, automated: b
 }
 
 /// How a failing control is fixed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Fix {
     /// The planner removes or rewrites the setting (the one-control planner).
     Planned,
+    /// Every place that makes it fail is removed, so a lower layer or the default applies, or
+    /// (when that is not enough) given the compliant value; proved on the re-read node
+    /// (`fix.rs`).
+    Auto(AutoFix),
     /// A fix is safe under conditions the planner checks; not proposed by this version yet.
     Later,
     /// Proposed only when named explicitly (never by `all`).
     OptIn,
     /// A person chooses the value: advice only.
     Advice,
+}
+
+/// A fix by removing (or rewriting) the places that make a control fail.
+#[derive(Debug, Clone, Copy)]
+pub struct AutoFix {
+    /// The setting whose places are fixed (a row of `settings::SETTINGS`).
+    pub setting: &'static str,
+    /// Whether what a place sets makes the control fail.
+    pub bad: fn(Layer, &Value) -> bool,
+    /// What to write where removing is not enough (a lower layer or the default fails too), or
+    /// where the place cannot be removed cleanly; `None`: only removal.
+    pub good: Option<&'static str>,
+    /// The feature gate the fix is about, for a map-valued setting: only that gate's pair or
+    /// key is touched.
+    pub gate: Option<&'static str>,
 }
 
 /// The effective values a control reads, and the benchmark it is judged under.
@@ -249,7 +268,12 @@ pub const CONTROLS: &[Control] = &[
         settings: &["read-only-port"],
         passes: |c| c.int("read-only-port") == Some(0),
         value: |c| c.json("read-only-port"),
-        fix: Fix::Later,
+        fix: Fix::Auto(AutoFix {
+            setting: "read-only-port",
+            bad: |_, v| *v != Value::Int(0),
+            good: Some("0"),
+            gate: None,
+        }),
         advice: "remove --read-only-port=N when a --config file is in use (its default is 0) or set readOnlyPort: 0; without a config file add --read-only-port=0. Consumers of :10255 (old metrics agents) stop working",
         kube_bench_when_unset: "PASS in the CIS profiles (a false pass without a --config file, where the kubelet serves 10255), FAIL in eks/aks",
     },
@@ -265,7 +289,13 @@ pub const CONTROLS: &[Control] = &[
         settings: &["streaming-connection-idle-timeout"],
         passes: |c| matches!(c.value("streaming-connection-idle-timeout"), Some(Value::Duration(d)) if *d > 0),
         value: |c| c.json("streaming-connection-idle-timeout"),
-        fix: Fix::Later,
+        // A zero in the --config file is defaulted to 4h: only flags and drop-ins are real zeros.
+        fix: Fix::Auto(AutoFix {
+            setting: "streaming-connection-idle-timeout",
+            bad: |l, v| *v == Value::Duration(0) && !matches!(l, Layer::Config(_)),
+            good: None,
+            gate: None,
+        }),
         advice: "remove every zero (a flag, a --config-dir drop-in) so the 4h default applies; a zero in the --config file is already replaced by 4h when the kubelet loads it. kube-bench compares the text with \"0\": it passes 0s and fails a literal 0 in --config",
         kube_bench_when_unset: "PASS",
     },
@@ -367,7 +397,17 @@ pub const CONTROLS: &[Control] = &[
         settings: &["feature-gates", "rotate-server-certificates"],
         passes: |c| c.gate() != Some(false),
         value: |c| json!({"RotateKubeletServerCertificate": c.gate(), "serverTLSBootstrap": c.json("rotate-server-certificates")}),
-        fix: Fix::Later,
+        // Only an explicit false is dropped: the gate's default is true.
+        fix: Fix::Auto(AutoFix {
+            setting: "feature-gates",
+            bad: |_, v| match v {
+                Value::Bool(b) => !b,
+                Value::Map(m) => m.get("RotateKubeletServerCertificate") == Some(&false),
+                _ => false,
+            },
+            good: Some("true"),
+            gate: Some("RotateKubeletServerCertificate"),
+        }),
         advice: "remove RotateKubeletServerCertificate=false from --feature-gates or featureGates (the gate defaults to true); to actually rotate the serving certificate also set serverTLSBootstrap: true together with an approver for kubelet-serving CSRs",
         kube_bench_when_unset: "PASS in the CIS profiles, FAIL in eks/aks/gke (they need the gate written as true)",
     },
@@ -733,7 +773,7 @@ fn one(
     }
     if status == Status::Fail && !planned {
         let how = match c.fix {
-            Fix::Planned | Fix::Later => "",
+            Fix::Planned | Fix::Auto(_) | Fix::Later => "",
             Fix::OptIn => " (an opt-in fix: proposed only when the control is named explicitly)",
             Fix::Advice => " (a person chooses the value: no automatic fix)",
         };
@@ -840,7 +880,7 @@ pub fn automated_word(automated: Option<bool>) -> Option<&'static str> {
 /// The fix column: what this version does about a failing control.
 pub fn fix_word(f: Fix) -> &'static str {
     match f {
-        Fix::Planned => "automatic",
+        Fix::Planned | Fix::Auto(_) => "automatic",
         Fix::Later => "advice (automatic fix planned)",
         Fix::OptIn => "advice (opt-in fix planned)",
         Fix::Advice => "advice",

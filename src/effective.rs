@@ -54,6 +54,9 @@ pub struct Place {
     pub layer: Layer,
     pub role: Role,
     pub note: Option<String>,
+    /// What it sets, decoded (a feature gate's entry: that gate's bool); `None` when it sets
+    /// nothing the kubelet reads (null, an ignored or refused place).
+    pub sets: Option<Value>,
 }
 
 /// One setting's verdict.
@@ -244,6 +247,7 @@ fn from_config(
                     e.written.join("."),
                     key.join(".")
                 )),
+                sets: None,
             });
             continue;
         }
@@ -252,6 +256,7 @@ fn from_config(
                 layer,
                 role: Role::Ignored,
                 note: Some("a later key of the same name in this YAML mapping hides it (duplicates collapse to the last)".into()),
+                sets: None,
             });
             continue;
         }
@@ -261,10 +266,12 @@ fn from_config(
                     layer,
                     role: Role::Refused,
                     note: Some(why.clone()),
+                    sets: None,
                 });
                 first_error.get_or_insert((why, layer));
             }
             Ok(Some(v)) => {
+                let sets = Some(v.clone());
                 merge_value(s, &mut st.value, v, e.gate());
                 st.source = layer;
                 set = true;
@@ -272,6 +279,7 @@ fn from_config(
                     layer,
                     role: Role::Effective,
                     note: None,
+                    sets,
                 });
             }
             Ok(None) if e.gate().is_some() => {
@@ -283,6 +291,7 @@ fn from_config(
                     layer,
                     role: Role::Effective,
                     note: Some("null decodes into a map element as false".into()),
+                    sets: Some(Value::Bool(false)),
                 });
             }
             Ok(None) => {
@@ -298,6 +307,7 @@ fn from_config(
                     layer,
                     role: Role::Effective,
                     note: Some("null leaves the field unset: the default applies".into()),
+                    sets: None,
                 });
             }
         }
@@ -372,16 +382,20 @@ fn from_dropins(
                     layer,
                     role: Role::Ignored,
                     note: Some(note.into()),
+                    sets: None,
                 });
                 continue;
             }
             // A value replaces whatever a prefix of it, or the key itself, held.
             merged.retain(|k, _| !(k.starts_with(w) || w.starts_with(k)));
-            merged.insert(w.clone(), (decode_at(s, e, value, normalized), layer));
+            let decoded = decode_at(s, e, value, normalized);
+            let sets = decoded.clone().ok().flatten();
+            merged.insert(w.clone(), (decoded, layer));
             places.push(Place {
                 layer,
                 role: Role::Effective,
                 note: None,
+                sets,
             });
         }
     }
@@ -452,6 +466,7 @@ fn from_flags(
             // A relative flag value is opened from the kubelet's working directory.
             v = Value::Str(crate::root::join(cwd, p));
         }
+        let sets = Some(v.clone());
         match (s.merge, n) {
             // pflag stringSlice: the first Set replaces the list, later ones append.
             (Merge::AppendFlags, 0) | (Merge::LastWins | Merge::FlagOrConfig, _) => st.value = v,
@@ -467,6 +482,7 @@ fn from_flags(
             layer: Layer::Flag(i),
             role: Role::Effective,
             note: None,
+            sets,
         });
     }
     let (in_files, on_cmdline) = places.split_at_mut(lower);

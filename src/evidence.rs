@@ -431,7 +431,9 @@ fn start_time(fs: &NodeFs, pid: u32) -> Option<(std::time::SystemTime, std::time
     let since_boot = clock(libc::CLOCK_BOOTTIME)?;
     let boot = std::time::UNIX_EPOCH + real.checked_sub(since_boot)?;
     let tick = std::time::Duration::from_nanos(1_000_000_000 / hz);
-    Some((boot + tick * ticks as u32, tick))
+    // In u64 nanoseconds: a kubelet up for over 497 days (2^32 ticks at 100 Hz) is not wrapped.
+    let since = std::time::Duration::from_nanos((1_000_000_000 / hz).saturating_mul(ticks));
+    Some((boot + since, tick))
 }
 
 /// Where a setting lives, for reports.

@@ -208,10 +208,17 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
         .running
         .as_ref()
         .map(|r| effective::judge_running(&ev, r));
-    let planned = |id: &str| id == controls::DEFAULT_CONTROL && !p.changes.is_empty();
-    let judged = controls::judge(&ev, &j, running.as_ref(), &e.controls, &planned);
+    let first = controls::judge(&ev, &j, running.as_ref(), &e.controls, &|id| fixes(&p, id));
+    // The other controls' automatic fixes join the first one's in one proved plan.
+    let p = crate::fix::extend(fs, &opts, &ev, &j, &e.controls, &first, p);
+    let judged = controls::judge(&ev, &j, running.as_ref(), &e.controls, &|id| fixes(&p, id));
     let report = Report::new(&ev, &v, &p, &e.controls, judged);
     Ok((ev, report, p))
+}
+
+/// Whether the plan's changes fix control `id`.
+fn fixes(p: &Plan, id: &str) -> bool {
+    p.changes.iter().any(|c| c.controls.contains(&id))
 }
 
 /// Runs `body`, then stamps the total time; a stop becomes the outcome's error.
@@ -309,6 +316,25 @@ fn apply_into(
     out.timings.evidence_ms = Some(t.elapsed().as_millis());
     let unit = ev.service.layout.name.clone();
     let check_process = !ev.platform.kubelet_in_process();
+    // The controls the plan fixes: the written files and the restarted kubelet must pass each.
+    let fixed: Vec<&'static str> = p
+        .changes
+        .iter()
+        .flat_map(|c| c.controls.iter().copied())
+        .collect();
+    let sel = &o.eval.controls;
+    let check_new = |pid: u32| -> Result<(), String> {
+        let r = restart::read_process(fs, pid)?;
+        if sel.has(controls::DEFAULT_CONTROL) && !restart::process_verdict(&r)? {
+            return Err(format!(
+                "the new kubelet (pid {pid}) still runs with makeIPTablesUtilChains false"
+            ));
+        }
+        let j = effective::judge_running(&ev, &r);
+        passes(&j, &fixed, sel).map_err(|why| format!("the new kubelet (pid {pid}) {why}"))
+    };
+    let process_check: Option<&dyn Fn(u32) -> Result<(), String>> =
+        check_process.then_some(&check_new);
     if ev.pending.is_some() && ev.restart_owed().is_none() {
         // A kubelet started after the marked write: the marker has done its job.
         settle_marker(fs, None, out);
@@ -360,7 +386,7 @@ fn apply_into(
         )? {
             return Err(Stop::Before("not restarted".into()));
         }
-        let done = restart_timed(&sd, fs, r, &mut restart_done, false, check_process, ui, out)
+        let done = restart_timed(&sd, r, &mut restart_done, false, process_check, ui, out)
             .map_err(|why| Stop::Before(format!("{why}; see journalctl -u {unit}")))?;
         restart_done.value = check_process.then_some(true);
         restart_done.result = Some(done);
@@ -395,11 +421,17 @@ fn apply_into(
     let verify = || -> Result<(), String> {
         let ev =
             evidence::gather_with_layout(fs, &opts, layout.clone()).map_err(|e| e.to_string())?;
-        match verdict::judge(&ev).outcome {
-            Value::Value(true, _) => Ok(()),
-            Value::Value(false, _) => Err("makeIPTablesUtilChains still evaluates to false".into()),
-            Value::Refused(why) => Err(why),
+        if sel.has(controls::DEFAULT_CONTROL) {
+            match verdict::judge(&ev).outcome {
+                Value::Value(true, _) => {}
+                Value::Value(false, _) => {
+                    return Err("makeIPTablesUtilChains still evaluates to false".into());
+                }
+                Value::Refused(why) => return Err(why),
+            }
         }
+        passes(&effective::judge(&ev), &fixed, sel)
+            .map_err(|why| format!("the written files: {why}"))
     };
     let t = Instant::now();
     let applied = txn::apply(fs, &changes, (&unit, daemon_reload), &o.backup_dir, &verify)?;
@@ -424,11 +456,10 @@ fn apply_into(
     };
     match restart_timed(
         sd,
-        fs,
         r,
         &mut restart_done,
         daemon_reload,
-        check_process,
+        process_check,
         ui,
         out,
     ) {
@@ -460,6 +491,21 @@ fn apply_into(
             ))
         }
     }
+}
+
+/// Every control in `ids` passes on these values (the kubelet starting at all).
+fn passes(j: &effective::Judgement, ids: &[&'static str], sel: &Selection) -> Result<(), String> {
+    if let Some(why) = &j.refused {
+        return Err(format!("would be refused: {why}"));
+    }
+    for id in ids {
+        if let Some(c) = controls::get(id)
+            && !controls::evaluate(c, j, sel.benchmark).0
+        {
+            return Err(format!("still fails {id}"));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a selected control fails that the plan does not fix.
@@ -519,18 +565,16 @@ impl RestartDone {
 #[allow(clippy::too_many_arguments)]
 fn restart_timed(
     sd: &Systemd,
-    fs: &NodeFs,
     r: &Restart,
     rd: &mut RestartDone,
     units_changed: bool,
-    check_process: bool,
+    check_process: Option<&dyn Fn(u32) -> Result<(), String>>,
     ui: &mut dyn Ui,
     out: &mut Outcome,
 ) -> Result<Restarted, String> {
     let t = Instant::now();
     let res = restart::restart_and_verify(
         sd,
-        fs,
         &rd.unit,
         units_changed,
         check_process,
@@ -756,7 +800,7 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
                 },
             )
             .is_ok_and(|ev| ev.platform.kubelet_in_process());
-            match restart_timed(sd, fs, r, &mut done, daemon_reload, false, ui, out) {
+            match restart_timed(sd, r, &mut done, daemon_reload, None, ui, out) {
                 Ok(res) => {
                     if !in_process && !o.offline {
                         done.value = restart::process_value(fs, res.main_pid).ok();

@@ -7,6 +7,7 @@ pub mod controls;
 pub mod effective;
 pub mod error;
 pub mod evidence;
+pub mod fix;
 pub mod flags;
 pub mod flow;
 pub mod inroot;

@@ -155,30 +155,11 @@ pub fn plan(
         }
         match prove(fs, opts, ev, &edits) {
             Ok(texts) => {
-                let units = &ev.service.unit_files;
-                for (file, after) in texts {
-                    let sf = ev.files.get(file);
-                    p.daemon_reload |= units.contains(&file);
-                    let diff = unified(&sf.resolved, &sf.text, &after);
-                    p.changes.push(Change {
-                        controls: vec![crate::controls::DEFAULT_CONTROL],
-                        path: sf.resolved.clone(),
-                        via: (sf.resolved != sf.path).then(|| sf.path.clone()),
-                        diff,
-                        before: sf.text.clone(),
-                        after,
-                        fixes: fixes
-                            .iter()
-                            .filter(|(id, _)| *id == file)
-                            .map(|(_, s)| s.clone())
-                            .collect(),
-                        edits: edits
-                            .iter()
-                            .filter(|e| e.file == file)
-                            .map(|e| (e.start, e.end, e.replacement.clone()))
-                            .collect(),
-                    });
-                }
+                let fixes: Vec<(FileId, String, &'static str)> = fixes
+                    .into_iter()
+                    .map(|(f, s)| (f, s, crate::controls::DEFAULT_CONTROL))
+                    .collect();
+                (p.changes, p.daemon_reload) = changes(ev, texts, &edits, &fixes);
                 if round == 1 {
                     p.notes.push(format!(
                         "the preferred strategy did not pass the proof ({last_err}); the alternative did"
@@ -194,13 +175,59 @@ pub fn plan(
     )))
 }
 
-/// Apply the edits in memory, re-read the node through them, and check the result.
-fn prove(
-    fs: &NodeFs,
-    opts: &Options,
+/// One change per edited file: its diff, what it fixes (`(file, description, control)`) and
+/// which controls; and whether a unit file changed (a daemon-reload is needed).
+pub fn changes(
+    ev: &Evidence,
+    texts: BTreeMap<FileId, Arc<str>>,
+    edits: &[Edit],
+    fixes: &[(FileId, String, &'static str)],
+) -> (Vec<Change>, bool) {
+    let mut out = Vec::new();
+    let mut daemon_reload = false;
+    let units = &ev.service.unit_files;
+    for (file, after) in texts {
+        let sf = ev.files.get(file);
+        daemon_reload |= units.contains(&file);
+        let mut controls: Vec<&'static str> = Vec::new();
+        for (_, _, c) in fixes.iter().filter(|(id, ..)| *id == file) {
+            if !controls.contains(c) {
+                controls.push(c);
+            }
+        }
+        // In the table's order, as report.controls lists them.
+        controls.sort_by_key(|id| crate::controls::CONTROLS.iter().position(|c| c.id == *id));
+        out.push(Change {
+            controls,
+            path: sf.resolved.clone(),
+            via: (sf.resolved != sf.path).then(|| sf.path.clone()),
+            diff: unified(&sf.resolved, &sf.text, &after),
+            before: sf.text.clone(),
+            after,
+            fixes: fixes
+                .iter()
+                .filter(|(id, ..)| *id == file)
+                .map(|(_, s, _)| s.clone())
+                .collect(),
+            edits: edits
+                .iter()
+                .filter(|e| e.file == file)
+                .map(|e| (e.start, e.end, e.replacement.clone()))
+                .collect(),
+        });
+    }
+    (out, daemon_reload)
+}
+
+/// Each edited file's new text, by file.
+pub type Texts = BTreeMap<FileId, Arc<str>>;
+
+/// The edited texts of every touched file, and the overlay that re-reads the node through them
+/// (by resolved path).
+pub fn edited(
     ev: &Evidence,
     edits: &[Edit],
-) -> std::result::Result<BTreeMap<FileId, Arc<str>>, String> {
+) -> std::result::Result<(Texts, HashMap<String, Arc<str>>), String> {
     let mut by_file: BTreeMap<FileId, Vec<&Edit>> = BTreeMap::new();
     for e in edits {
         by_file.entry(e.file).or_default().push(e);
@@ -219,6 +246,17 @@ fn prove(
         overlay.insert(sf.resolved.clone(), t.clone());
         texts.insert(file, t);
     }
+    Ok((texts, overlay))
+}
+
+/// The edited texts, and the node re-read through them (offline: the files as edited).
+pub fn reread(
+    fs: &NodeFs,
+    opts: &Options,
+    ev: &Evidence,
+    edits: &[Edit],
+) -> std::result::Result<(Texts, Evidence), String> {
+    let (texts, overlay) = edited(ev, edits)?;
     let after_fs = fs.with_overlay(overlay);
     let check = Options {
         offline: true,
@@ -226,6 +264,17 @@ fn prove(
     };
     let after = evidence::gather_with_layout(&after_fs, &check, ev.service.layout.clone())
         .map_err(|e| format!("the edited node does not load: {e}"))?;
+    Ok((texts, after))
+}
+
+/// Apply the edits in memory, re-read the node through them, and check the result.
+fn prove(
+    fs: &NodeFs,
+    opts: &Options,
+    ev: &Evidence,
+    edits: &[Edit],
+) -> std::result::Result<BTreeMap<FileId, Arc<str>>, String> {
+    let (texts, after) = reread(fs, opts, ev, edits)?;
     let verdict = verdict::judge(&after);
     if !verdict.compliant() {
         return Err("the edited node still does not evaluate to true".into());
@@ -274,7 +323,7 @@ fn edit_for(ev: &Evidence, f: &Finding, s: Strategy) -> Option<Edit> {
     }
 }
 
-fn replace(sp: Span, with: &str) -> Edit {
+pub(crate) fn replace(sp: Span, with: &str) -> Edit {
     Edit {
         file: sp.file,
         start: sp.start,
@@ -285,7 +334,7 @@ fn replace(sp: Span, with: &str) -> Edit {
 
 /// Delete an argument and one run of blanks next to it, staying inside the text it came from
 /// (so `KEY=` and quotes around a value are never touched).
-fn remove_arg(ev: &Evidence, a: &Arg) -> Option<Edit> {
+pub(crate) fn remove_arg(ev: &Evidence, a: &Arg) -> Option<Edit> {
     if !a.removable {
         return None;
     }

@@ -40,13 +40,13 @@ pub struct Restarted {
     pub verify_ms: u128,
 }
 
-/// Reload (when a unit file changed, or systemd says so), restart, settle, verify.
+/// Reload (when a unit file changed, or systemd says so), restart, settle, and check the new
+/// main process with `check_process` (the flow's proof that it runs with the fix).
 pub fn restart_and_verify(
     sd: &Systemd,
-    fs: &NodeFs,
     unit: &str,
     units_changed: bool,
-    check_process: bool,
+    check_process: Option<&dyn Fn(u32) -> Result<(), String>>,
     opts: Options,
     tick: &mut dyn FnMut(Duration),
 ) -> Result<Restarted, String> {
@@ -70,9 +70,9 @@ pub fn restart_and_verify(
     r.main_pid = state.main_pid;
     // k3s and RKE2 run the kubelet inside their own process: its argv says nothing about the
     // kubelet's flags, so there the files (checked before the restart) are the evidence.
-    if check_process {
+    if let Some(check) = check_process {
         let t = Instant::now();
-        verify_process(fs, state.main_pid)?;
+        check(state.main_pid)?;
         r.verify_ms = t.elapsed().as_millis();
     }
     Ok(r)

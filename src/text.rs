@@ -127,6 +127,11 @@ impl Files {
     pub fn iter(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
         self.files.iter().enumerate()
     }
+
+    /// The file read at this resolved path, if any.
+    pub fn by_resolved(&self, resolved: &str) -> Option<FileId> {
+        self.by_resolved.get(resolved).copied()
+    }
 }
 
 /// Where one byte of a value came from: the file bytes `start..end` produced it (an escape

@@ -192,3 +192,85 @@ fn planning_writes_nothing() {
     assert_eq!(before.len(), after.len());
     assert!(before == after, "a plan run modified testdata/nodes");
 }
+
+/// The platforms' real layouts and the controls trees, planned with `--control all`: the text
+/// report (every control's verdict, the one diff per file) and, for every file the plan
+/// changes, its whole text after the edits (`<tree>.after/<path>`), so a reviewer reads each
+/// multi-control fix before and after.
+#[test]
+fn every_platform_matches_its_golden_controls_plan() {
+    let trees = [
+        "aks",
+        "bottlerocket",
+        "controls-config-dropins",
+        "controls-legacy-flags",
+        "eks-al2",
+        "eks-al2023",
+        "gke",
+        "k3s-agent",
+        "kops",
+        "kubeadm-deb",
+        "kubeadm-rpm",
+        "openshift",
+        "rke2-server",
+    ];
+    let mut failures = Vec::new();
+    for t in trees {
+        check(
+            &format!("controls/{t}.txt"),
+            &run(t, &["--control", "all", "--offline"]),
+            &mut failures,
+        );
+        let fs = kubelet_remediate::root::NodeFs::new(repo().join("testdata/nodes").join(t));
+        let eval = kubelet_remediate::flow::Eval {
+            offline: true,
+            controls: kubelet_remediate::controls::select(Some("all"), None).unwrap(),
+            ..Default::default()
+        };
+        let (_, _, plan) = kubelet_remediate::flow::evaluate(&fs, &eval).unwrap();
+        for c in &plan.changes {
+            check(
+                &format!("controls/{t}.after{}", c.path),
+                &c.after,
+                &mut failures,
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden mismatches (UPDATE_GOLDEN=1 to accept):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The trees with a running kubelet in `/proc` judge the same from a fresh copy (every file
+/// written now, as in a fresh clone on a machine up for hours): their process started after
+/// any file's time, so no config looks modified after the start.
+#[test]
+fn running_trees_judge_the_same_from_a_fresh_copy() {
+    for case in ["running-config-edited", "running-stale"] {
+        let t = tempfile::tempdir().unwrap();
+        let src = repo().join("testdata/nodes").join(case);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", src.display()))
+            .arg(t.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let fresh = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+            .args(["plan", "--color", "never", "--root"])
+            .arg(t.path())
+            .output()
+            .unwrap();
+        let want =
+            std::fs::read_to_string(repo().join(format!("testdata/golden/{case}.txt"))).unwrap();
+        let code = want.lines().last().unwrap().trim_start_matches("--- exit ");
+        assert_eq!(
+            fresh.status.code().unwrap().to_string(),
+            code,
+            "{case}: {}",
+            String::from_utf8_lossy(&fresh.stdout)
+        );
+    }
+}

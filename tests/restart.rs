@@ -50,6 +50,30 @@ fn kubeadm(case: &str, dropin: &str) -> Sandbox {
     Sandbox::kubeadm(case, dropin)
 }
 
+/// After a roll-back: the env file byte for byte, and the old kubelet active again.
+fn assert_restored(sb: &Sandbox, original: &str) {
+    assert_eq!(
+        sb.file("/etc/default/kubelet"),
+        original,
+        "restored byte for byte"
+    );
+    let st = sb.systemd().state("kubelet.service").unwrap();
+    assert_eq!(st.active_state, "active");
+    assert_eq!(
+        sb.live_value(),
+        Some(false),
+        "running with its old arguments"
+    );
+}
+
+/// The kubeadm-deb node with this `/etc/default/kubelet`, booted.
+fn kubeadm_with(env_file: &str, dropin: &str) -> Sandbox {
+    let t = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
+    std::fs::write(t.path().join("etc/default/kubelet"), env_file).unwrap();
+    Sandbox::boot(t.path(), "kubelet.service", "/usr/bin/kubelet", dropin, &[])
+}
+
 #[test]
 fn kubeadm_env_file_false_needs_a_restart_only() {
     if skip() {
@@ -193,18 +217,7 @@ fn a_kubelet_that_fails_after_the_change_is_rolled_back() {
     assert_eq!(j["error"]["files_changed"], true);
     assert_eq!(j["rolled_back"]["restored"][0], "/etc/default/kubelet");
     assert_eq!(j["restart"]["done"], true);
-    assert_eq!(
-        sb.file("/etc/default/kubelet"),
-        original,
-        "restored byte for byte"
-    );
-    let st = sb.systemd().state("kubelet.service").unwrap();
-    assert_eq!(st.active_state, "active");
-    assert_eq!(
-        sb.live_value(),
-        Some(false),
-        "running with its old arguments"
-    );
+    assert_restored(&sb, &original);
 }
 
 /// The new kubelet starts but does not stay up: the settle window sees it, and the tool rolls
@@ -392,4 +405,71 @@ fn rollback_restarts_the_kubelet_with_the_restored_files() {
     assert_eq!(j["restart"]["result"]["main_pid"], pid);
     assert_eq!(sb.file("/etc/sysconfig/kubelet"), original);
     assert_eq!(sb.live_value(), Some(false));
+}
+
+/// Several controls in one apply: one transaction, one restart, and the restarted kubelet runs
+/// without every offending flag (`--control` names them; the flags are in one env file).
+#[test]
+fn several_controls_are_fixed_with_one_restart() {
+    if skip() {
+        return;
+    }
+    let sb = kubeadm_with(
+        "# Extra kubelet flags for this node (kept across kubeadm upgrades).\nKUBELET_EXTRA_ARGS=--node-ip=10.0.1.23 --read-only-port=10255 --make-iptables-util-chains=false --feature-gates=RotateKubeletServerCertificate=false,KubeletTracing=true --streaming-connection-idle-timeout=0s\n",
+        "",
+    );
+    let controls = "make-iptables-util-chains,read-only-port,rotate-server-certificates,streaming-connection-idle-timeout";
+    let o = apply(&sb, &["--control", controls]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(j["result"], "changed");
+    let changes = j["report"]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "one diff for the one file");
+    assert_eq!(changes[0]["controls"].as_array().unwrap().len(), 4);
+    assert_eq!(j["restart"]["done"], true);
+    assert_eq!(
+        sb.file("/etc/default/kubelet"),
+        "# Extra kubelet flags for this node (kept across kubeadm upgrades).\nKUBELET_EXTRA_ARGS=--node-ip=10.0.1.23 --feature-gates=KubeletTracing=true\n"
+    );
+    // The restarted stand-in got exactly the remaining flags.
+    let argv: Vec<String> = serde_json::from_value(sb.configz().unwrap()["argv"].clone()).unwrap();
+    assert!(
+        argv.contains(&"--feature-gates=KubeletTracing=true".to_string()),
+        "{argv:?}"
+    );
+    assert!(
+        !argv.iter().any(|a| a.contains("read-only-port")),
+        "{argv:?}"
+    );
+    // Every control passes now, in every source.
+    let v = run(
+        &["verify", "--output", "json", "--control", controls],
+        &sb.root,
+        &[],
+    );
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+}
+
+/// When the kubelet does not come back after a multi-control apply, every file is restored
+/// and the old kubelet runs again.
+#[test]
+fn a_multi_control_apply_is_rolled_back_whole() {
+    if skip() {
+        return;
+    }
+    // This node's kubelet refuses to start without its read-only port flag.
+    let original = "KUBELET_EXTRA_ARGS=--node-ip=10.0.1.23 --read-only-port=10255 --make-iptables-util-chains=false\n";
+    let sb = kubeadm_with(
+        original,
+        "[Service]\nExecStartPre=/bin/grep -q read-only-port=10255 /etc/default/kubelet\nRestart=no\n",
+    );
+    let o = apply(&sb, &["--control", "all"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(j["result"], "rolled-back");
+    assert_eq!(
+        j["report"]["changes"][0]["controls"],
+        serde_json::json!(["read-only-port", "make-iptables-util-chains"])
+    );
+    assert_restored(&sb, original);
 }

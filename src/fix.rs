@@ -1,0 +1,354 @@
+//! The controls' automatic fixes: every place that makes a control fail, removed or rewritten as span edits, proved on the re-read node.
+//!
+//! A control with `Fix::Auto` names the setting to fix and which values are bad. Every place
+//! that sets a bad value (flag, `--config` key, drop-in key, or one feature gate's pair or key)
+//! is removed, so a lower layer or the default applies (docs/kubelet-controls.md §3.4, §3.5,
+//! §3.11: "delete the flag", "drop the zero", "remove the =false pair"); when that leaves the
+//! control failing (no `--config`: the legacy read-only port 10255) or a place cannot be removed
+//! cleanly, it is given the compliant value instead. The one-control planner's edits for
+//! makeIPTablesUtilChains join them, and the whole set is proved together: on the node re-read
+//! through the edits, the kubelet starts, every fixed control passes, every other setting keeps
+//! its effective value, the command line apart from the fixed flags and the configuration apart
+//! from the table's settings are unchanged. One diff per file, whatever fixes it.
+
+use crate::controls::{self, AutoFix, ControlReport, Fix, Selection, Status};
+use crate::effective::{self, Judgement, Layer};
+use crate::evidence::{self, Evidence, Options};
+use crate::plan::{self, Edit, Plan};
+use crate::root::NodeFs;
+use crate::settings::{self, FlagType, Value};
+use crate::text::FileId;
+use std::collections::BTreeMap;
+
+/// Add the automatic fixes of the selected failing controls to `plan` (the one-control plan,
+/// possibly empty). `Ok(plan)` unchanged when there is nothing to add; a control whose edits
+/// do not pass the proof is left out (it stays `fixable: false`) and the reason is a note.
+pub fn extend(
+    fs: &NodeFs,
+    opts: &Options,
+    ev: &Evidence,
+    j: &Judgement,
+    sel: &Selection,
+    reports: &[ControlReport],
+    mut plan: Plan,
+) -> Plan {
+    if ev.platform.managed() || j.refused.is_some() {
+        return plan;
+    }
+    let base: Vec<Edit> = plan_edits(ev, &plan);
+    let mut base_fixes: Vec<(FileId, String, &'static str)> = Vec::new();
+    for c in &plan.changes {
+        let Some(file) = file_of(ev, &c.path) else {
+            continue;
+        };
+        for f in &c.fixes {
+            base_fixes.push((file, f.clone(), controls::DEFAULT_CONTROL));
+        }
+    }
+    let mut targets: Vec<&'static str> = Vec::new();
+    if !plan.changes.is_empty() {
+        targets.push(controls::DEFAULT_CONTROL);
+    }
+    let mut edits = base;
+    let mut fixes = base_fixes;
+    let mut texts = None;
+    for r in reports.iter().filter(|r| r.status == Status::Fail) {
+        let Some(c) = controls::get(r.id) else {
+            continue;
+        };
+        let Fix::Auto(auto) = c.fix else { continue };
+        let mut tried = Vec::new();
+        // Removal first; then the compliant value where removal is not enough.
+        for rewrite in [false, true] {
+            let Some((mine, what)) = edits_for(ev, j, &auto, rewrite) else {
+                continue;
+            };
+            if mine.is_empty() {
+                continue;
+            }
+            let mut all = edits.clone();
+            all.extend(mine.iter().cloned());
+            let mut with = targets.clone();
+            with.push(c.id);
+            match prove(fs, opts, ev, &all, &with, sel) {
+                Ok(t) => {
+                    edits = all;
+                    targets = with;
+                    fixes.extend(what.into_iter().map(|(f, s)| (f, s, c.id)));
+                    texts = Some(t);
+                    tried.clear();
+                    break;
+                }
+                Err(why) => tried.push(why),
+            }
+        }
+        if !tried.is_empty() {
+            plan.notes.push(format!(
+                "{}: no automatic fix passed the proof ({}); follow the advice",
+                c.id,
+                tried.join("; ")
+            ));
+        }
+    }
+    if let Some(texts) = texts {
+        let (changes, daemon_reload) = plan::changes(ev, texts, &edits, &fixes);
+        plan.changes = changes;
+        plan.daemon_reload = daemon_reload;
+    }
+    plan
+}
+
+/// The one-control plan's edits, by file.
+fn plan_edits(ev: &Evidence, plan: &Plan) -> Vec<Edit> {
+    plan.changes
+        .iter()
+        .filter_map(|c| Some((file_of(ev, &c.path)?, c)))
+        .flat_map(|(file, c)| {
+            c.edits.iter().map(move |(start, end, r)| Edit {
+                file,
+                start: *start,
+                end: *end,
+                replacement: r.clone(),
+            })
+        })
+        .collect()
+}
+
+fn file_of(ev: &Evidence, resolved: &str) -> Option<FileId> {
+    ev.files.by_resolved(resolved)
+}
+
+/// Edits, and what each fixes (file, description).
+type Fixing = (Vec<Edit>, Vec<(FileId, String)>);
+
+/// The edits that fix `auto`'s bad places (`rewrite`: give them the compliant value instead of
+/// removing them), with a description of each; `None` when a bad place cannot be edited.
+fn edits_for(ev: &Evidence, j: &Judgement, auto: &AutoFix, rewrite: bool) -> Option<Fixing> {
+    let e = j.get(auto.setting)?;
+    let mut edits = Vec::new();
+    let mut what = Vec::new();
+    for p in &e.places {
+        let Some(sets) = &p.sets else { continue };
+        if !(auto.bad)(p.layer, sets) {
+            continue;
+        }
+        let (edit, how) = match p.layer {
+            Layer::Default => continue,
+            Layer::Flag(i) => flag_edit(ev, i, auto, rewrite)?,
+            Layer::Config(i) => entry_edit(ev.configs.config.as_ref()?, i, auto, rewrite)?,
+            Layer::Dropin(d, i) => entry_edit(&ev.configs.dropins[d], i, auto, rewrite)?,
+        };
+        let Some(edit) = edit else { continue };
+        let at = effective::locate(ev, p.layer)?;
+        what.push((edit.file, format!("{}:{}: {how}", at.path, at.line)));
+        edits.extend(value_apart(ev, p.layer, auto, rewrite));
+        edits.push(edit);
+    }
+    Some((edits, what))
+}
+
+/// The argument holding a flag's value when it is written apart (`--read-only-port 10255`):
+/// removing the flag removes it too.
+fn value_apart(ev: &Evidence, layer: Layer, auto: &AutoFix, rewrite: bool) -> Vec<Edit> {
+    let Layer::Flag(i) = layer else {
+        return Vec::new();
+    };
+    let occ = &ev.cmdline.settings[i];
+    let ty = settings::get(occ.id).map(|s| s.ty);
+    if rewrite || auto.gate.is_some() || occ.value_range.is_some() || ty == Some(FlagType::Bool) {
+        return Vec::new();
+    }
+    ev.argv
+        .get(occ.arg + 1)
+        .and_then(|a| plan::remove_arg(ev, a))
+        .into_iter()
+        .collect()
+}
+
+/// A flag's edit: removed, its value rewritten, or (a gate) its pair dropped from the list.
+fn flag_edit(
+    ev: &Evidence,
+    i: usize,
+    auto: &AutoFix,
+    rewrite: bool,
+) -> Option<(Option<Edit>, String)> {
+    let occ = &ev.cmdline.settings[i];
+    let flag = &ev.argv[occ.arg];
+    // The value's text and bytes: after '=' in the flag, or the next argument.
+    let (holder, range) = match &occ.value_range {
+        Some(r) => (flag, r.clone()),
+        None => {
+            let next = ev.argv.get(occ.arg + 1)?;
+            (next, 0..next.value.text.len())
+        }
+    };
+    let text = &flag.value.text;
+    if let Some(gate) = auto.gate {
+        let value = &holder.value.text[range.clone()];
+        let keep: Vec<&str> = value
+            .split(',')
+            .filter(|pair| pair.split('=').next().map(str::trim) != Some(gate))
+            .collect();
+        if keep.iter().all(|p| p.trim().is_empty()) {
+            let e = plan::remove_arg(ev, flag)?;
+            return Some((Some(e), format!("{text} (remove)")));
+        }
+        let sp = holder.value.span_of(range)?;
+        return Some((
+            Some(plan::replace(sp, &keep.join(","))),
+            format!("{text} (drop {gate})"),
+        ));
+    }
+    if rewrite {
+        let good = auto.good?;
+        let sp = holder.value.span_of(range)?;
+        return Some((
+            Some(plan::replace(sp, good)),
+            format!("{text} (set {good})"),
+        ));
+    }
+    Some((
+        Some(plan::remove_arg(ev, flag)?),
+        format!("{text} (remove)"),
+    ))
+}
+
+/// A config entry's edit: its line removed, or its value rewritten.
+fn entry_edit(
+    src: &evidence::ConfigSource,
+    i: usize,
+    auto: &AutoFix,
+    rewrite: bool,
+) -> Option<(Option<Edit>, String)> {
+    if crate::k3s::is_generated(&src.named) {
+        return None; // rewritten by k3s/rke2 at every start
+    }
+    let e = &src.doc.entries[i];
+    if auto.gate.is_some() && e.gate() != auto.gate {
+        return Some((None, String::new()));
+    }
+    let file = src.doc.file;
+    let shown = e.written.join(".");
+    match (rewrite, &e.removal) {
+        (false, Some(r)) => Some((
+            Some(Edit {
+                file,
+                start: r.start,
+                end: r.end,
+                replacement: String::new(),
+            }),
+            format!("{shown} (remove)"),
+        )),
+        _ if e.exact => {
+            let good = auto.good?;
+            Some((
+                Some(Edit {
+                    file,
+                    start: e.value_span.start,
+                    end: e.value_span.end,
+                    replacement: good.to_string(),
+                }),
+                format!("{shown} (set {good})"),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The edited node: it loads, the kubelet starts, every target control passes, and nothing
+/// else the kubelet reads changes.
+fn prove(
+    fs: &NodeFs,
+    opts: &Options,
+    ev: &Evidence,
+    edits: &[Edit],
+    targets: &[&'static str],
+    sel: &Selection,
+) -> Result<plan::Texts, String> {
+    let (texts, after) = plan::reread(fs, opts, ev, edits)?;
+    let before = effective::judge(ev);
+    let now = effective::judge(&after);
+    if let Some(why) = &now.refused {
+        return Err(format!("the kubelet would refuse the edited node: {why}"));
+    }
+    let mut fixed_settings: Vec<&str> = Vec::new();
+    for id in targets {
+        let c = controls::get(id).ok_or("unknown control")?;
+        if !controls::evaluate(c, &now, sel.benchmark).0 {
+            return Err(format!("{id} still fails after the edits"));
+        }
+        match c.fix {
+            Fix::Auto(a) => fixed_settings.push(a.setting),
+            _ => fixed_settings.extend(c.settings.iter().copied()),
+        }
+    }
+    // Every other setting keeps its value; a fixed gate's map keeps its other gates.
+    for (b, a) in before.settings.iter().zip(&now.settings) {
+        let (bv, av) = (b.value.as_ref().ok(), a.value.as_ref().ok());
+        let same = if !fixed_settings.contains(&b.id) {
+            bv == av
+        } else if let (Some(Value::Map(x)), Some(Value::Map(y))) = (bv, av) {
+            let gates: Vec<&str> = targets
+                .iter()
+                .filter_map(|id| match controls::get(id)?.fix {
+                    Fix::Auto(a) => a.gate,
+                    _ => None,
+                })
+                .collect();
+            let strip = |m: &BTreeMap<String, bool>| {
+                m.iter()
+                    .filter(|(k, _)| !gates.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect::<BTreeMap<_, _>>()
+            };
+            strip(x) == strip(y)
+        } else {
+            true
+        };
+        if !same {
+            return Err(format!("the edits would change {}", b.setting.name()));
+        }
+    }
+    // The command line apart from the fixed settings' flags, and the configuration apart from
+    // the table's settings.
+    let fixed_flags: Vec<&str> = fixed_settings
+        .iter()
+        .filter_map(|id| settings::get(id)?.flag)
+        .collect();
+    let rest = |e: &Evidence| -> Vec<String> {
+        let skip: Vec<usize> = e
+            .cmdline
+            .settings
+            .iter()
+            .filter(|o| {
+                settings::get(o.id)
+                    .and_then(|s| s.flag)
+                    .is_some_and(|f| fixed_flags.contains(&f))
+            })
+            .flat_map(|o| {
+                let apart = o.value_range.is_none()
+                    && settings::get(o.id).is_some_and(|s| s.ty != FlagType::Bool);
+                if apart {
+                    vec![o.arg, o.arg + 1]
+                } else {
+                    vec![o.arg]
+                }
+            })
+            .collect();
+        e.argv
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skip.contains(i))
+            .map(|(_, a)| a.value.text.clone())
+            .collect()
+    };
+    let named = |e: &Evidence| e.configs.config.as_ref().map(|c| c.named.clone());
+    let same_rest = rest(ev) == rest(&after)
+        && named(ev) == named(&after)
+        && ev.configs.config_dir == after.configs.config_dir
+        && ev.configs.merged == after.configs.merged;
+    if !same_rest {
+        return Err("the edits would change other kubelet arguments or configuration".into());
+    }
+    Ok(texts)
+}
