@@ -96,6 +96,170 @@ pub struct AutoFix {
     /// The feature gate the fix is about, for a map-valued setting: only that gate's pair or
     /// key is touched.
     pub gate: Option<&'static str>,
+    /// When the fix is safe (`Err`: why not; the control stays `fixable: false`).
+    pub when: Option<Condition>,
+}
+
+/// When a fix is safe: `Err` says why not.
+pub type Condition = fn(&FixCtx) -> Result<(), String>;
+
+/// What a fix's condition may read: the node's files and the effective values.
+pub struct FixCtx<'a> {
+    pub fs: &'a crate::root::NodeFs,
+    pub ev: &'a Evidence,
+    pub j: &'a Judgement,
+}
+
+/// The sysctls `setupKernelTunables` checks with protectKernelDefaults, and the values it
+/// needs (component-helpers/node/util/sysctl).
+pub const KERNEL_TUNABLES: &[(&str, &str)] = &[
+    ("vm.overcommit_memory", "1"),
+    ("vm.panic_on_oom", "0"),
+    ("kernel.panic", "10"),
+    ("kernel.panic_on_oops", "1"),
+    ("kernel.keys.root_maxkeys", "1000000"),
+    ("kernel.keys.root_maxbytes", "25000000"),
+];
+
+/// systemd-sysctl's directories, highest priority first (sysctl.d(5)).
+const SYSCTL_DIRS: &[&str] = &[
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
+
+impl FixCtx<'_> {
+    /// The last value the kubelet's command line gives a flag outside the settings table
+    /// (`--kubeconfig`), in either form.
+    pub fn flag(&self, name: &str) -> Option<String> {
+        let argv = &self.ev.argv;
+        let mut found = None;
+        for (i, a) in argv.iter().enumerate() {
+            let Some(body) = a.value.text.strip_prefix("--") else {
+                continue;
+            };
+            let (n, v) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            if n.replace('_', "-") == name {
+                found = v.or_else(|| argv.get(i + 1).map(|a| a.value.text.clone()));
+            }
+        }
+        found
+    }
+
+    /// How the user of a kubeconfig authenticates: `cert` (a client certificate), a token kind
+    /// (`exec`, `token`, `tokenFile`, `auth-provider`), or why it cannot be told.
+    pub fn kubeconfig_auth(&self, path: &str) -> Result<&'static str, String> {
+        use crate::config::Value as V;
+        let (resolved, text) = self
+            .fs
+            .read(path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{path} does not exist"))?;
+        let f = crate::text::SourceFile::new(path.into(), resolved, text);
+        let doc = crate::config::yaml::parse(&f, crate::config::Keep::Tree)
+            .map_err(|e| e.to_string())?
+            .value;
+        let get = |v: &'_ V, k: &str| match v {
+            V::Map(m) => m.get(k).cloned(),
+            _ => None,
+        };
+        let named = |list: Option<V>, name: &Option<V>| match list {
+            Some(V::Seq(items)) => items
+                .into_iter()
+                .rfind(|i| name.is_none() || get(i, "name") == *name),
+            _ => None,
+        };
+        let context = get(&doc, "current-context");
+        let user_name = named(get(&doc, "contexts"), &context)
+            .and_then(|c| get(&c, "context"))
+            .and_then(|c| get(&c, "user"));
+        let user = named(get(&doc, "users"), &user_name)
+            .and_then(|u| get(&u, "user"))
+            .ok_or_else(|| format!("{path}: no user for the current context"))?;
+        for (key, kind) in [
+            ("exec", "exec"),
+            ("token", "token"),
+            ("tokenFile", "tokenFile"),
+            ("auth-provider", "auth-provider"),
+        ] {
+            if get(&user, key).is_some_and(|v| v != V::Null) {
+                return Ok(kind);
+            }
+        }
+        if get(&user, "client-certificate").is_some()
+            || get(&user, "client-certificate-data").is_some()
+        {
+            return Ok("cert");
+        }
+        Err(format!(
+            "{path}: its user has neither a client certificate nor a token"
+        ))
+    }
+
+    /// The sysctls the kubelet checks that are not persisted with the value it needs in
+    /// sysctl.d (systemd-sysctl: a file name in a higher directory hides the same name below;
+    /// files apply in name order, the last setting of a key winning), and, unless offline, not
+    /// set so in /proc/sys now.
+    pub fn kernel_tunables_missing(&self) -> Vec<String> {
+        let mut files: std::collections::BTreeMap<String, String> = Default::default();
+        for dir in SYSCTL_DIRS.iter().rev() {
+            for e in self.fs.read_dir(dir).unwrap_or_default() {
+                if e.name.ends_with(".conf") {
+                    files.insert(e.name.clone(), format!("{dir}/{}", e.name));
+                }
+            }
+        }
+        let mut set: std::collections::HashMap<String, String> = Default::default();
+        for path in files.values() {
+            let Ok(Some((_, text))) = self.fs.read(path) else {
+                continue;
+            };
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                    continue;
+                }
+                if let Some((k, v)) = line.split_once('=') {
+                    let k = k.trim().trim_start_matches('-').replace('/', ".");
+                    set.insert(k, v.trim().to_string());
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        for (k, want) in KERNEL_TUNABLES {
+            if set.get(*k).map(String::as_str) != Some(*want) {
+                missing.push(format!("{k}={want} (not persisted in sysctl.d)"));
+                continue;
+            }
+            if !self.ev.offline {
+                let now = self
+                    .fs
+                    .read(&format!("/proc/sys/{}", k.replace('.', "/")))
+                    .ok()
+                    .flatten()
+                    .map(|(_, t)| t.trim().to_string());
+                if now.as_deref() != Some(*want) {
+                    missing.push(format!(
+                        "{k}={want} (/proc/sys has {})",
+                        now.as_deref().unwrap_or("nothing")
+                    ));
+                }
+            }
+        }
+        missing
+    }
+
+    /// The node's host name (`/etc/hostname`, trimmed and lowercased), when readable.
+    pub fn hostname(&self) -> Option<String> {
+        let (_, text) = self.fs.read("/etc/hostname").ok()??;
+        let h = text.trim().to_ascii_lowercase();
+        (!h.is_empty()).then_some(h)
+    }
 }
 
 /// The effective values a control reads, and the benchmark it is judged under.
@@ -217,7 +381,23 @@ pub const CONTROLS: &[Control] = &[
         settings: &["anonymous-auth"],
         passes: |c| c.bool("anonymous-auth") == Some(false),
         value: |c| c.json("anonymous-auth"),
-        fix: Fix::Later,
+        // Only while the API server can still authenticate to the kubelet (§3.1).
+        fix: Fix::Auto(AutoFix {
+            setting: "anonymous-auth",
+            bad: |_, v| *v == Value::Bool(true),
+            good: Some("false"),
+            gate: None,
+            when: Some(|c| {
+                let ca =
+                    matches!(c.j.value("client-ca-file"), Some(Value::Str(p)) if !p.is_empty());
+                let webhook = c.j.value("authentication-token-webhook") == Some(&Value::Bool(true));
+                if ca || webhook {
+                    Ok(())
+                } else {
+                    Err("neither a client CA file nor webhook authentication is configured: with anonymous auth off the API server could no longer authenticate to the kubelet (kubectl logs/exec, metrics would get 401)".into())
+                }
+            }),
+        }),
         advice: "set authentication.anonymous.enabled: false in the --config file (or --anonymous-auth=false without one), and remove any --anonymous-auth=true; first make sure the API server can still authenticate to the kubelet (a client CA file with its CA, or webhook authentication), or kubectl logs/exec and metrics scrapers get 401",
         kube_bench_when_unset: "FAIL (it needs the flag or key to read false; with a --config file the kubelet's default is already false)",
     },
@@ -273,6 +453,7 @@ pub const CONTROLS: &[Control] = &[
             bad: |_, v| *v != Value::Int(0),
             good: Some("0"),
             gate: None,
+            when: None,
         }),
         advice: "remove --read-only-port=N when a --config file is in use (its default is 0) or set readOnlyPort: 0; without a config file add --read-only-port=0. Consumers of :10255 (old metrics agents) stop working",
         kube_bench_when_unset: "PASS in the CIS profiles (a false pass without a --config file, where the kubelet serves 10255), FAIL in eks/aks",
@@ -295,6 +476,7 @@ pub const CONTROLS: &[Control] = &[
             bad: |l, v| *v == Value::Duration(0) && !matches!(l, Layer::Config(_)),
             good: None,
             gate: None,
+            when: None,
         }),
         advice: "remove every zero (a flag, a --config-dir drop-in) so the 4h default applies; a zero in the --config file is already replaced by 4h when the kubelet loads it. kube-bench compares the text with \"0\": it passes 0s and fails a literal 0 in --config",
         kube_bench_when_unset: "PASS",
@@ -326,7 +508,26 @@ pub const CONTROLS: &[Control] = &[
             Some(h) if !h.is_empty() => json!(h),
             _ => serde_json::Value::Null,
         },
-        fix: Fix::Later,
+        // Removing the override changes nothing only when it is the host name already.
+        fix: Fix::Auto(AutoFix {
+            setting: "hostname-override",
+            bad: |_, v| matches!(v, Value::Str(h) if !h.is_empty()),
+            good: None,
+            gate: None,
+            when: Some(|c| {
+                let Some(Value::Str(o)) = c.j.value("hostname-override") else {
+                    return Err("no override is in force".into());
+                };
+                let o = o.trim().to_ascii_lowercase();
+                match c.hostname() {
+                    Some(h) if h == o => Ok(()),
+                    Some(h) => Err(format!(
+                        "the override ({o}) is not the host name ({h}): removing it renames the node"
+                    )),
+                    None => Err("the node's /etc/hostname cannot be read, so removing the override could rename the node".into()),
+                }
+            }),
+        }),
         advice: "removing --hostname-override renames the node unless the value equals the host name (trimmed, lowercased): a new Node registers and the old one goes NotReady; on EKS the name must stay the EC2 private DNS name, so keep it there and record the exception",
         kube_bench_when_unset: "PASS (an empty --hostname-override= is unset for the kubelet but present for kube-bench: WARN)",
     },
@@ -381,7 +582,33 @@ pub const CONTROLS: &[Control] = &[
         settings: &["rotate-certificates"],
         passes: |c| c.bool("rotate-certificates") == Some(true),
         value: |c| c.json("rotate-certificates"),
-        fix: Fix::Later,
+        // Only when the kubelet can get a client certificate to rotate (§3.10).
+        fix: Fix::Auto(AutoFix {
+            setting: "rotate-certificates",
+            bad: |_, v| *v == Value::Bool(false),
+            good: Some("true"),
+            gate: None,
+            when: Some(|c| {
+                let bootstrap = c
+                    .flag("bootstrap-kubeconfig")
+                    .is_some_and(|p| !p.is_empty());
+                let Some(path) = c.flag("kubeconfig").filter(|p| !p.is_empty()) else {
+                    return if bootstrap {
+                        Ok(())
+                    } else {
+                        Err("the kubelet has no --kubeconfig and no --bootstrap-kubeconfig".into())
+                    };
+                };
+                match c.kubeconfig_auth(&path) {
+                    Ok("cert") => Ok(()),
+                    Ok(kind) => Err(format!(
+                        "the kubelet's kubeconfig ({path}) authenticates with {kind}: with certificate rotation on, the kubelet would drop it and wait for a client certificate (EKS)"
+                    )),
+                    Err(_) if bootstrap => Ok(()),
+                    Err(why) => Err(format!("no client certificate to rotate: {why}")),
+                }
+            }),
+        }),
         advice: "set rotateCertificates: true when the kubelet's kubeconfig authenticates with a client certificate (or a --bootstrap-kubeconfig is given) and client CSRs are approved; never on a token or exec-plugin kubeconfig (EKS), where the kubelet would drop its token",
         kube_bench_when_unset: "PASS (a false pass: unset is false for the kubelet)",
     },
@@ -407,6 +634,7 @@ pub const CONTROLS: &[Control] = &[
             },
             good: Some("true"),
             gate: Some("RotateKubeletServerCertificate"),
+            when: None,
         }),
         advice: "remove RotateKubeletServerCertificate=false from --feature-gates or featureGates (the gate defaults to true); to actually rotate the serving certificate also set serverTLSBootstrap: true together with an approver for kubelet-serving CSRs",
         kube_bench_when_unset: "PASS in the CIS profiles, FAIL in eks/aks/gke (they need the gate written as true)",
@@ -450,7 +678,24 @@ pub const CONTROLS: &[Control] = &[
         settings: &["protect-kernel-defaults"],
         passes: |c| c.bool("protect-kernel-defaults") == Some(true),
         value: |c| c.json("protect-kernel-defaults"),
-        fix: Fix::Later,
+        // Only when the kubelet would find every value it checks, now and after a reboot.
+        fix: Fix::Auto(AutoFix {
+            setting: "protect-kernel-defaults",
+            bad: |_, v| *v == Value::Bool(false),
+            good: Some("true"),
+            gate: None,
+            when: Some(|c| {
+                let missing = c.kernel_tunables_missing();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "with protectKernelDefaults the kubelet exits unless every sysctl it checks has its value; missing: {} (write them to /etc/sysctl.d/90-kubelet.conf and run sysctl --system first)",
+                        missing.join(", ")
+                    ))
+                }
+            }),
+        }),
         advice: "set protectKernelDefaults: true only after vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys=1000000 and kernel.keys.root_maxbytes=25000000 are set and persisted in /etc/sysctl.d: otherwise the kubelet exits at its next start",
         kube_bench_when_unset: "FAIL",
     },

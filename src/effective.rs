@@ -637,3 +637,41 @@ fn cross_checks(all: &mut [Effective]) {
         e.value = Err("invalid configuration: serverTLSBootstrap true requires feature gate RotateKubeletServerCertificate".into());
     }
 }
+
+/// Why the kubelet exits over its client CA file, if it does: `InitializeTLS` loads a set
+/// `clientCAFile` with `certutil.NewPool`, so a file that cannot be read, or holds no PEM
+/// certificate, stops it (docs/kubelet-controls.md §3.3). Read inside the node's root.
+pub fn client_ca_refusal(fs: &crate::root::NodeFs, j: &Judgement) -> Option<String> {
+    let Some(Value::Str(path)) = j.value("client-ca-file") else {
+        return None;
+    };
+    if path.is_empty() {
+        return None;
+    }
+    match fs.read(path) {
+        Ok(Some((_, text))) if has_pem_certificate(&text) => None,
+        Ok(Some(_)) => Some(format!(
+            "unable to load client CA file {path}: data does not contain any valid RSA or ECDSA certificates"
+        )),
+        Ok(None) => Some(format!(
+            "unable to load client CA file {path}: open {path}: no such file or directory"
+        )),
+        Err(e) => Some(format!("unable to load client CA file {path}: {e}")),
+    }
+}
+
+/// A PEM block of type CERTIFICATE whose body is base64.
+fn has_pem_certificate(text: &str) -> bool {
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    text.split(begin).skip(1).any(|rest| {
+        rest.split_once(end).is_some_and(|(body, _)| {
+            let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+            !b64.is_empty()
+                && b64.len().is_multiple_of(4)
+                && b64
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+        })
+    })
+}

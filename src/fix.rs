@@ -57,10 +57,20 @@ pub fn extend(
             continue;
         };
         let Fix::Auto(auto) = c.fix else { continue };
+        if let Some(when) = auto.when {
+            let ctx = controls::FixCtx { fs, ev, j };
+            if let Err(why) = when(&ctx) {
+                plan.held
+                    .push((c.id, format!("not fixed automatically: {why}")));
+                continue;
+            }
+        }
         let mut tried = Vec::new();
-        // Removal first; then the compliant value where removal is not enough.
-        for rewrite in [false, true] {
-            let Some((mine, what)) = edits_for(ev, j, &auto, rewrite) else {
+        // Removal first; then the compliant value where removal is not enough; then the
+        // compliant value set where the kubelet reads it (the --config file, else the
+        // platform's local flags) with the bad places removed.
+        for round in [Round::Remove, Round::Rewrite, Round::Set] {
+            let Some((mine, what)) = edits_for(ev, j, &auto, round) else {
                 continue;
             };
             if mine.is_empty() {
@@ -83,10 +93,12 @@ pub fn extend(
             }
         }
         if !tried.is_empty() {
-            plan.notes.push(format!(
-                "{}: no automatic fix passed the proof ({}); follow the advice",
+            plan.held.push((
                 c.id,
-                tried.join("; ")
+                format!(
+                    "no automatic fix passed the proof ({}): follow the advice",
+                    tried.join("; ")
+                ),
             ));
         }
     }
@@ -121,12 +133,32 @@ fn file_of(ev: &Evidence, resolved: &str) -> Option<FileId> {
 /// Edits, and what each fixes (file, description).
 type Fixing = (Vec<Edit>, Vec<(FileId, String)>);
 
-/// The edits that fix `auto`'s bad places (`rewrite`: give them the compliant value instead of
-/// removing them), with a description of each; `None` when a bad place cannot be edited.
-fn edits_for(ev: &Evidence, j: &Judgement, auto: &AutoFix, rewrite: bool) -> Option<Fixing> {
+/// How a control's places are fixed, tried in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Every bad place removed.
+    Remove,
+    /// Every bad place given the compliant value.
+    Rewrite,
+    /// Every bad place removed, and the compliant value set in the `--config` file (its entry
+    /// rewritten, or the key added) or, without one, added to the platform's local flags.
+    Set,
+}
+
+/// The edits that fix `auto`'s bad places in this round, with a description of each; `None`
+/// when a bad place cannot be edited.
+fn edits_for(ev: &Evidence, j: &Judgement, auto: &AutoFix, round: Round) -> Option<Fixing> {
     let e = j.get(auto.setting)?;
+    let rewrite = round == Round::Rewrite;
     let mut edits = Vec::new();
     let mut what = Vec::new();
+    if round == Round::Set {
+        let good = auto.good?;
+        let s = settings::get(auto.setting)?;
+        let (edit, how) = set_value(ev, s, good)?;
+        what.push((edit.file, how));
+        edits.push(edit);
+    }
     for p in &e.places {
         let Some(sets) = &p.sets else { continue };
         if !(auto.bad)(p.layer, sets) {
@@ -134,6 +166,8 @@ fn edits_for(ev: &Evidence, j: &Judgement, auto: &AutoFix, rewrite: bool) -> Opt
         }
         let (edit, how) = match p.layer {
             Layer::Default => continue,
+            // The Set round writes the --config entry itself.
+            Layer::Config(_) if round == Round::Set => continue,
             Layer::Flag(i) => flag_edit(ev, i, auto, rewrite)?,
             Layer::Config(i) => entry_edit(ev.configs.config.as_ref()?, i, auto, rewrite)?,
             Layer::Dropin(d, i) => entry_edit(&ev.configs.dropins[d], i, auto, rewrite)?,
@@ -163,6 +197,102 @@ fn value_apart(ev: &Evidence, layer: Layer, auto: &AutoFix, rewrite: bool) -> Ve
         .and_then(|a| plan::remove_arg(ev, a))
         .into_iter()
         .collect()
+}
+
+/// The compliant value written where the kubelet reads it: with a `--config` file, its last
+/// exact entry of the key rewritten, or the key added in the file's style (never a file k3s or
+/// RKE2 regenerate); without one, the flag added to the platform's local flags.
+fn set_value(ev: &Evidence, s: &settings::Setting, good: &str) -> Option<(Edit, String)> {
+    let Some(src) = &ev.configs.config else {
+        return add_flag(ev, s.flag?, good);
+    };
+    if crate::k3s::is_generated(&src.named) {
+        return None;
+    }
+    let key = s.key?;
+    let f = ev.files.get(src.doc.file);
+    let existing = src
+        .doc
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.path == key && e.exact_keys() && !e.shadowed && e.gate().is_none());
+    let (start, end, replacement, line, how) = match existing {
+        Some(e) if e.exact => (
+            e.value_span.start,
+            e.value_span.end,
+            good.to_string(),
+            e.line,
+            "set",
+        ),
+        Some(_) => return None,
+        None => {
+            let (at, text) = crate::config::add_key(&src.doc, &f.text, key, good)?;
+            (at, at, text, f.line_col(at).0, "add")
+        }
+    };
+    Some((
+        Edit {
+            file: src.doc.file,
+            start,
+            end,
+            replacement,
+        },
+        format!("{}:{line}: {}: {good} ({how})", src.named, key.join(".")),
+    ))
+}
+
+/// Where the platform keeps local flags: the `KUBELET_EXTRA_ARGS` assignment systemd uses, in
+/// a file under /etc (kubeadm's /etc/default/kubelet or /etc/sysconfig/kubelet, EKS AL2's
+/// extra-args drop-in; never a vendor file under /usr/lib or /lib). The flag goes at the end of
+/// its value, inside its quotes.
+fn add_flag(ev: &Evidence, flag: &str, good: &str) -> Option<(Edit, String)> {
+    use crate::systemd::exec::EnvOrigin;
+    let e = ev
+        .service
+        .env
+        .iter()
+        .rev()
+        .find(|e| e.name == "KUBELET_EXTRA_ARGS" && e.inert.is_none())?;
+    let (EnvOrigin::Directive { file, line } | EnvOrigin::File { file, line }) = e.origin;
+    let sf = ev.files.get(file);
+    if !sf.path.starts_with("/etc/") {
+        return None;
+    }
+    let word = format!("--{flag}={good}");
+    let (at, replacement) = match e
+        .value
+        .text
+        .len()
+        .checked_sub(1)
+        .and_then(|i| e.value.loc(i))
+    {
+        Some(last) if last.file == file => (last.end, format!(" {word}")),
+        Some(_) => return None,
+        None => {
+            // An empty value: right after `KUBELET_EXTRA_ARGS=` (and an environment file's
+            // opening quote).
+            let start = *sf.line_starts().get(line.checked_sub(1)?)?;
+            let range = sf.line_range(start);
+            let name = "KUBELET_EXTRA_ARGS=";
+            let mut at = range.start + sf.text[range].find(name)? + name.len();
+            if matches!(e.origin, EnvOrigin::File { .. })
+                && matches!(sf.text.as_bytes().get(at), Some(b'"' | b'\''))
+            {
+                at += 1;
+            }
+            (at, word.clone())
+        }
+    };
+    Some((
+        Edit {
+            file,
+            start: at,
+            end: at,
+            replacement,
+        },
+        format!("{}:{line}: {word} (add)", sf.path),
+    ))
 }
 
 /// A flag's edit: removed, its value rewritten, or (a gate) its pair dropped from the list.

@@ -203,7 +203,12 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
     } else {
         Plan::default()
     };
-    let j = effective::judge(&ev);
+    let mut j = effective::judge(&ev);
+    // With --control, a client CA file the kubelet cannot load is a refusal like any other
+    // (without it, the first control is judged exactly as before controls existed).
+    if !e.controls.default && j.refused.is_none() {
+        j.refused = effective::client_ca_refusal(fs, &j);
+    }
     let running = ev
         .running
         .as_ref()
@@ -211,8 +216,19 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
     let first = controls::judge(&ev, &j, running.as_ref(), &e.controls, &|id| fixes(&p, id));
     // The other controls' automatic fixes join the first one's in one proved plan.
     let p = crate::fix::extend(fs, &opts, &ev, &j, &e.controls, &first, p);
-    let judged = controls::judge(&ev, &j, running.as_ref(), &e.controls, &|id| fixes(&p, id));
-    let report = Report::new(&ev, &v, &p, &e.controls, judged);
+    let mut judged = controls::judge(&ev, &j, running.as_ref(), &e.controls, &|id| fixes(&p, id));
+    for (id, why) in &p.held {
+        if let Some(c) = judged
+            .iter_mut()
+            .find(|c| c.id == *id && c.status == controls::Status::Fail)
+        {
+            c.advice.insert(0, why.clone());
+        }
+    }
+    let mut report = Report::new(&ev, &v, &p, &e.controls, judged);
+    if report.refused.is_none() {
+        report.refused = j.refused.clone();
+    }
     Ok((ev, report, p))
 }
 

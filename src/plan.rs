@@ -72,6 +72,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub daemon_reload: bool,
     pub notes: Vec<String>,
+    /// Controls with an automatic fix that was not proposed, and why (`fix.rs`): their advice.
+    pub held: Vec<(&'static str, String)>,
 }
 
 /// Whether two evaluations give the kubelet the same arguments and configuration, apart
@@ -377,8 +379,10 @@ pub(crate) fn remove_arg(ev: &Evidence, a: &Arg) -> Option<Edit> {
 
 /// Apply span replacements to a text; `None` if spans overlap or fall outside it.
 pub fn apply_edits(text: &str, edits: &[(usize, usize, String)]) -> Option<String> {
-    let mut es: Vec<&(usize, usize, String)> = edits.iter().collect();
-    es.sort_by_key(|e| std::cmp::Reverse(e.0));
+    // From the end of the text back; insertions at one place keep their order in the list.
+    let mut es: Vec<(usize, &(usize, usize, String))> = edits.iter().enumerate().collect();
+    es.sort_by_key(|(i, e)| std::cmp::Reverse((e.0, *i)));
+    let es = es.into_iter().map(|(_, e)| e);
     let mut t = text.to_string();
     let mut floor = usize::MAX;
     for (start, end, rep) in es {

@@ -45,6 +45,11 @@ impl SourceFile {
         (line, column)
     }
 
+    /// The byte offset where each line starts.
+    pub fn line_starts(&self) -> &[usize] {
+        &self.line_starts
+    }
+
     /// The byte range of the whole line (including its newline) containing `offset`.
     pub fn line_range(&self, offset: usize) -> Range<usize> {
         let line = self.line_starts.partition_point(|&s| s <= offset);

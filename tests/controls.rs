@@ -179,3 +179,190 @@ fn the_controls_command_lists_the_table() {
     let text = String::from_utf8(run(&["controls"]).stdout).unwrap();
     assert!(text.contains("4.2.6   make-iptables-util-chains"), "{text}");
 }
+
+/// A copy of a shipped tree with some files replaced, planned with `--control`.
+fn plan_modified(tree: &str, files: &[(&str, &str)], extra: &[&str]) -> serde_json::Value {
+    let t = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("testdata/nodes").join(tree), t.path());
+    for (path, text) in files {
+        let p = t.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        if text.is_empty() {
+            let _ = std::fs::remove_file(&p);
+        } else {
+            std::fs::write(&p, text).unwrap();
+        }
+    }
+    plan_json(t.path(), extra).0
+}
+
+fn control<'a>(j: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    j["report"]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+fn after(j: &serde_json::Value) -> String {
+    j["report"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["diff"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn hostname_override_is_removed_only_when_it_is_the_host_name() {
+    let env = "KUBELET_EXTRA_ARGS=\"--node-ip=10.0.1.23 --hostname-override=Worker-01 \"\n";
+    let j = plan_modified(
+        "kubeadm-deb",
+        &[("/etc/default/kubelet", env)],
+        &["--control", "hostname-override"],
+    );
+    assert_eq!(control(&j, "hostname-override")["fixable"], true, "{j}");
+    assert!(
+        after(&j).contains("+KUBELET_EXTRA_ARGS=\"--node-ip=10.0.1.23 \""),
+        "{}",
+        after(&j)
+    );
+    let env = "KUBELET_EXTRA_ARGS=\"--hostname-override=ip-10-0-1-23.ec2.internal\"\n";
+    let j = plan_modified(
+        "kubeadm-deb",
+        &[("/etc/default/kubelet", env)],
+        &["--control", "hostname-override"],
+    );
+    let c = control(&j, "hostname-override");
+    assert_eq!(c["fixable"], false);
+    assert!(
+        c["advice"][0]
+            .as_str()
+            .unwrap()
+            .contains("renames the node"),
+        "{c}"
+    );
+    assert!(j["report"]["changes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn anonymous_auth_is_turned_off_only_when_the_api_server_can_still_authenticate() {
+    // Legacy defaults (no --config): the flag is added where the node keeps local flags.
+    let j = plan_modified(
+        "controls-legacy-flags",
+        &[],
+        &["--control", "anonymous-auth"],
+    );
+    assert_eq!(control(&j, "anonymous-auth")["fixable"], true);
+    assert!(
+        after(&j).contains("--anonymous-auth=false\""),
+        "{}",
+        after(&j)
+    );
+    // Without the client CA flag and without webhook authentication: advice only.
+    let unit = "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf";
+    let text = std::fs::read_to_string(
+        repo()
+            .join("testdata/nodes/controls-legacy-flags")
+            .join(unit),
+    )
+    .unwrap();
+    let j = plan_modified(
+        "controls-legacy-flags",
+        &[(
+            unit,
+            &text.replace("--client-ca-file=/etc/kubernetes/pki/ca.crt ", ""),
+        )],
+        &["--control", "anonymous-auth"],
+    );
+    let c = control(&j, "anonymous-auth");
+    assert_eq!(c["fixable"], false);
+    assert!(c["advice"][0].as_str().unwrap().contains("401"), "{c}");
+}
+
+#[test]
+fn rotate_certificates_needs_a_client_certificate_to_rotate() {
+    // kubeadm: the kubeconfig user has a client certificate; the key is added to --config.
+    let cfg = std::fs::read_to_string(
+        repo().join("testdata/nodes/kubeadm-deb/var/lib/kubelet/config.yaml"),
+    )
+    .unwrap();
+    let j = plan_modified(
+        "kubeadm-deb",
+        &[(
+            "/var/lib/kubelet/config.yaml",
+            &cfg.replace("rotateCertificates: true\n", ""),
+        )],
+        &["--control", "rotate-certificates"],
+    );
+    assert_eq!(control(&j, "rotate-certificates")["status"], "fail");
+    assert_eq!(control(&j, "rotate-certificates")["fixable"], true, "{j}");
+    assert!(
+        after(&j).contains("+rotateCertificates: true"),
+        "{}",
+        after(&j)
+    );
+    // EKS: an exec plugin (aws eks get-token): never.
+    let j = plan_modified("eks-al2023", &[], &["--control", "rotate-certificates"]);
+    let c = control(&j, "rotate-certificates");
+    assert_eq!(c["fixable"], false);
+    assert!(c["advice"][0].as_str().unwrap().contains("exec"), "{c}");
+}
+
+#[test]
+fn protect_kernel_defaults_waits_for_persisted_sysctls() {
+    let args = [
+        "--control",
+        "protect-kernel-defaults",
+        "--benchmark",
+        "cis-1.24",
+    ];
+    // Persisted in /etc/sysctl.d (hiding a vendor file of the same name): the key is added.
+    let j = plan_modified("controls-config-dropins", &[], &args);
+    assert_eq!(
+        control(&j, "protect-kernel-defaults")["fixable"],
+        true,
+        "{j}"
+    );
+    assert!(after(&j).contains("+protectKernelDefaults: true"));
+    // The /etc file gone: the vendor file's kernel.panic=0 is what boots.
+    let j = plan_modified(
+        "controls-config-dropins",
+        &[("/etc/sysctl.d/90-kubelet.conf", "")],
+        &args,
+    );
+    let c = control(&j, "protect-kernel-defaults");
+    assert_eq!(c["fixable"], false);
+    assert!(
+        c["advice"][0].as_str().unwrap().contains("kernel.panic=10"),
+        "{c}"
+    );
+}
+
+#[test]
+fn a_client_ca_file_the_kubelet_cannot_load_refuses_every_control() {
+    for ca in ["", "not a certificate\n"] {
+        let j = plan_modified(
+            "kubeadm-deb",
+            &[("/etc/kubernetes/pki/ca.crt", ca)],
+            &["--control", "all"],
+        );
+        assert_eq!(j["exit_code"], 1, "{j}");
+        assert_eq!(j["result"], "refused");
+        assert!(
+            j["report"]["refused"]
+                .as_str()
+                .unwrap()
+                .contains("unable to load client CA file")
+        );
+        for c in j["report"]["controls"].as_array().unwrap() {
+            assert_eq!(c["status"], "refused", "{c}");
+        }
+        // Without --control the first control is judged exactly as before controls existed.
+        let t = tempfile::tempdir().unwrap();
+        copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
+        std::fs::remove_file(t.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
+        assert_eq!(plan_json(t.path(), &[]).1, 2);
+    }
+}

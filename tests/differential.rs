@@ -177,6 +177,14 @@ fn every_tree_gets_every_settings_value_the_kubelet_computes() {
                         ));
                     }
                 }
+                // The client CA file: loadable for both, or refused by both.
+                let ca = kubelet_remediate::effective::client_ca_refusal(&fs, &ours);
+                if ca.is_some() != (t["client_ca_error"] != "") {
+                    disagreements.push(format!(
+                        "{name}: client CA: planner {ca:?}, kubelet libraries {}",
+                        t["client_ca_error"]
+                    ));
+                }
             }
             (Some(_), None) => {}
             (a, b) => disagreements.push(format!(

@@ -332,6 +332,8 @@ proptest! {
                     let mine = e.value.as_ref().unwrap().to_json();
                     prop_assert_eq!(&mine, &theirs[e.id], "{}", e.id);
                 }
+                let ca = kubelet_remediate::effective::client_ca_refusal(&fs, &ours);
+                prop_assert_eq!(ca.is_some(), theirs["client_ca_error"] != "", "client CA: {:?}", ca);
             }
             (Some(_), None) => {}
             (a, b) => prop_assert!(false, "planner refused: {:?}; kubelet libraries: {:?}", a, b.is_some()),

@@ -1,7 +1,7 @@
 //! A small JSON parser that keeps byte positions of top-level entries and reports errors with
 //! line and column (RFC 8259; no comments or trailing commas, as Go's decoder).
 
-use super::{At, Entry, Folder, Keep, Parsed, Step, Value};
+use super::{At, Entry, Folder, Keep, Parent, Parsed, Step, Value};
 use crate::error::{Error, Result};
 use crate::text::SourceFile;
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ struct P<'a> {
     fold: bool,
     /// The table settings met so far, and the keys taken to the current object.
     entries: Vec<Entry>,
+    parents: Vec<Parent>,
     written: Vec<String>,
     /// Whether the object that just ended kept anything in its digest (see yaml.rs).
     kept: bool,
@@ -30,6 +31,7 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
         duplicate: None,
         fold: keep == Keep::Digest,
         entries: Vec::new(),
+        parents: Vec::new(),
         written: Vec::new(),
         kept: false,
     };
@@ -45,6 +47,7 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
     Ok(Parsed {
         value: v,
         entries: p.entries,
+        parents: p.parents,
         duplicate: p.duplicate,
         later_documents: Vec::new(),
     })
@@ -144,6 +147,7 @@ impl P<'_> {
     }
 
     fn object(&mut self, depth: usize, at: At) -> Result<Value> {
+        let open = self.i;
         self.i += 1;
         let mut m = BTreeMap::new();
         let mut folder = self.fold.then(Folder::default);
@@ -154,17 +158,26 @@ impl P<'_> {
         };
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
+            if let At::Path(path) = at {
+                self.parents.push(self.parent(path, open + 1, None, false));
+            }
             self.i += 1;
             self.kept = false;
             return Ok(done(m, folder));
         }
         let mut prev_comma: Option<usize> = None;
+        let mut indent = None;
         loop {
             self.ws();
             if self.b.get(self.i) != Some(&b'"') {
                 return Err(self.err("expected a string key"));
             }
             let key_start = self.i;
+            if indent.is_none() {
+                // The members' column when they sit on lines of their own.
+                let line = self.f.line_range(key_start);
+                indent = Some((line.start > open).then(|| key_start - line.start));
+            }
             let k = self.string()?;
             self.ws();
             self.expect(b':')?;
@@ -236,12 +249,35 @@ impl P<'_> {
                     self.i += 1;
                 }
                 Some(b'}') => {
+                    if let At::Path(path) = at {
+                        self.parents
+                            .push(self.parent(path, ve, indent.flatten(), true));
+                    }
                     self.i += 1;
                     self.kept = kept;
                     return Ok(done(m, folder));
                 }
                 _ => return Err(self.err("expected ',' or '}'")),
             }
+        }
+    }
+
+    /// An object on a table path: a new member goes at `end` (after its last member, or just
+    /// inside an empty object), on a line of its own at `indent` when the members are so.
+    fn parent(
+        &self,
+        path: &'static [&'static str],
+        end: usize,
+        indent: Option<usize>,
+        entries: bool,
+    ) -> Parent {
+        Parent {
+            path,
+            written: self.written.clone(),
+            flow: true,
+            end: Some(end),
+            indent,
+            entries,
         }
     }
 

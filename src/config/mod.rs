@@ -129,6 +129,8 @@ pub struct ConfigDoc {
     pub occurrences: Vec<KeyOcc>,
     /// Every place the file sets a table setting, in file order ([`Entry`]).
     pub entries: Vec<Entry>,
+    /// The mappings on table paths, where missing keys are added ([`Parent`]).
+    pub parents: Vec<Parent>,
     /// The first key defined twice in one mapping (key, line, column): strict decoding fails.
     pub duplicate: Option<(String, usize, usize)>,
     /// Lines of later YAML documents that set the key: only the first document is decoded.
@@ -140,8 +142,28 @@ pub struct ConfigDoc {
 pub struct Parsed {
     pub value: Value,
     pub entries: Vec<Entry>,
+    pub parents: Vec<Parent>,
     pub duplicate: Option<(String, usize, usize)>,
     pub later_documents: Vec<usize>,
+}
+
+/// A mapping on a table path (the document's top level included): where a missing key of a
+/// setting is added, in the mapping's own style.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    /// The table path prefix it stands for (`&[]`: the top level).
+    pub path: &'static [&'static str],
+    /// Its keys as written, outermost first.
+    pub written: Vec<String>,
+    /// `{ ... }`: JSON, or a YAML flow mapping.
+    pub flow: bool,
+    /// Where a new entry goes: before the closing brace, or (block) the start of the line
+    /// after its last entry; `None` when that place cannot be found exactly.
+    pub end: Option<usize>,
+    /// The column of its entries' keys, when it has entries.
+    pub indent: Option<usize>,
+    /// Whether it holds entries already.
+    pub entries: bool,
 }
 
 /// The field's Go name: the internal configuration has no json tags, so `json.Marshal` writes
@@ -202,6 +224,7 @@ pub fn parse(id: FileId, f: &SourceFile, keep: Keep) -> Result<(ConfigDoc, Value
         format,
         occurrences,
         entries: parsed.entries,
+        parents: parsed.parents,
         duplicate: parsed.duplicate,
         later_documents: parsed.later_documents,
     };
@@ -464,6 +487,90 @@ pub fn digest_without_key(v: &Value) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Where and what to insert so that `path` (a table path, spelled as the table spells it) is
+/// set to `value` (a literal, the same in YAML and JSON: `false`, `0`, `true`) in this file, in
+/// the file's own style: under the deepest mapping of the path that exists (its last
+/// occurrence: the one the kubelet keeps), the missing parents created, block YAML at the
+/// file's indentation, flow mappings and JSON inline (JSON members on their own lines when the
+/// object's are), the file's line ends. `None` when the place cannot be found exactly.
+pub fn add_key(doc: &ConfigDoc, text: &str, path: &[&str], value: &str) -> Option<(usize, String)> {
+    let exact = |p: &Parent, k: usize| {
+        p.written.len() == k && p.written.iter().zip(path).all(|(w, c)| w == c)
+    };
+    let (k, parent) = (0..path.len()).rev().find_map(|k| {
+        doc.parents
+            .iter()
+            .rev()
+            .find(|p| exact(p, k))
+            .map(|p| (k, p))
+    })?;
+    let end = parent.end?;
+    let rest = &path[k..];
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let json = doc.format == Format::Json;
+    let quote = |c: &str| {
+        if json {
+            format!("\"{c}\"")
+        } else {
+            c.to_string()
+        }
+    };
+    // The rest of the path as one flow value: `{anonymous: {enabled: false}}`.
+    let nested = rest[1..]
+        .iter()
+        .rev()
+        .fold(value.to_string(), |v, c| format!("{{{}: {v}}}", quote(c)));
+    let member = format!("{}: {nested}", quote(rest[0]));
+    if parent.flow {
+        let insert = match (parent.entries, parent.indent) {
+            (true, Some(col)) => format!(",{nl}{}{member}", " ".repeat(col)),
+            (true, None) => format!(", {member}"),
+            (false, _) => member,
+        };
+        return Some((end, insert));
+    }
+    // Block YAML: one line per missing level, at the file's indentation unit.
+    let col = parent.indent?;
+    let unit = doc
+        .parents
+        .iter()
+        .filter_map(|p| {
+            let outer = doc.parents.iter().find(|q| {
+                q.written.len() + 1 == p.written.len()
+                    && p.written.starts_with(&q.written)
+                    && !q.flow
+            })?;
+            p.indent?.checked_sub(outer.indent?).filter(|u| *u > 0)
+        })
+        .next()
+        .unwrap_or(2);
+    // Blank lines and less-indented comments before the next key belong to what follows.
+    let mut end = end;
+    while end > 0 && text.as_bytes()[end - 1] == b'\n' {
+        let prev = yaml::line_range(text, end - 1);
+        let line = text[prev.clone()].trim_end_matches(['\r', '\n']);
+        let trimmed = line.trim_start();
+        let outer_comment = trimmed.starts_with('#') && line.len() - trimmed.len() < col;
+        if !(trimmed.is_empty() || outer_comment) || prev.start == 0 {
+            break;
+        }
+        end = prev.start;
+    }
+    let mut lines = String::new();
+    if end == text.len() && !text.is_empty() && !text.ends_with('\n') {
+        lines.push_str(nl);
+    }
+    for (i, c) in rest.iter().enumerate() {
+        let pad = " ".repeat(col + i * unit);
+        if i + 1 == rest.len() {
+            lines.push_str(&format!("{pad}{c}: {value}{nl}"));
+        } else {
+            lines.push_str(&format!("{pad}{c}:{nl}"));
+        }
+    }
+    Some((end, lines))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,5 +703,71 @@ mod tests {
             assert_ne!(d(base).0, d(different).0, "{different}");
             assert_ne!(d(base).1, d(different).1, "{different}");
         }
+    }
+
+    fn added(src: &str, path: &[&str], value: &str) -> String {
+        let f = SourceFile::new("/c".into(), "/c".into(), src);
+        let doc = parse(0, &f, Keep::Digest).unwrap().0;
+        let (at, text) = add_key(&doc, src, path, value).unwrap();
+        let out = format!("{}{text}{}", &src[..at], &src[at..]);
+        // What was added parses, and sets exactly the path.
+        let f = SourceFile::new("/c".into(), "/c".into(), out.clone());
+        let again = parse(0, &f, Keep::Tree).unwrap().0;
+        let e = again
+            .entries
+            .iter()
+            .find(|e| e.written == path)
+            .expect("the key is there");
+        assert_eq!(&out[e.value_span.clone()], value);
+        out
+    }
+
+    #[test]
+    fn keys_are_added_in_the_files_own_style() {
+        // Block YAML: under the existing parent, at its indentation; a missing parent made.
+        let y = "kind: K\nauthentication:\n    webhook:\n        enabled: true\n# tail\nport: 1\n";
+        assert_eq!(
+            added(y, &["authentication", "anonymous", "enabled"], "false"),
+            "kind: K\nauthentication:\n    webhook:\n        enabled: true\n    anonymous:\n        enabled: false\n# tail\nport: 1\n"
+        );
+        assert_eq!(
+            added(y, &["rotateCertificates"], "true"),
+            format!("{y}rotateCertificates: true\n")
+        );
+        // No trailing newline, CRLF line ends.
+        assert_eq!(
+            added("kind: K\r\nport: 1", &["readOnlyPort"], "0"),
+            "kind: K\r\nport: 1\r\nreadOnlyPort: 0\r\n"
+        );
+        // Flow YAML and JSON, one line or one member per line.
+        assert_eq!(
+            added(
+                "kind: K\nauthentication: {webhook: {enabled: true}}\n",
+                &["authentication", "anonymous", "enabled"],
+                "false"
+            ),
+            "kind: K\nauthentication: {webhook: {enabled: true}, anonymous: {enabled: false}}\n"
+        );
+        assert_eq!(
+            added("{\"kind\": \"K\"}", &["protectKernelDefaults"], "true"),
+            "{\"kind\": \"K\", \"protectKernelDefaults\": true}"
+        );
+        assert_eq!(
+            added(
+                "{\n  \"kind\": \"K\",\n  \"authentication\": {}\n}\n",
+                &["authentication", "anonymous", "enabled"],
+                "false"
+            ),
+            "{\n  \"kind\": \"K\",\n  \"authentication\": {\"anonymous\": {\"enabled\": false}}\n}\n"
+        );
+        assert_eq!(
+            added("{\n  \"kind\": \"K\"\n}\n", &["rotateCertificates"], "true"),
+            "{\n  \"kind\": \"K\",\n  \"rotateCertificates\": true\n}\n"
+        );
+        // A later document is never where the key goes.
+        assert_eq!(
+            added("kind: K\n---\nkind: L\n", &["readOnlyPort"], "0"),
+            "kind: K\nreadOnlyPort: 0\n---\nkind: L\n"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! kubelet refuses to decode into a bool. Only the first document of a stream is decoded
 //! (yaml.v2's Unmarshal, under sigs.k8s.io/yaml, reads one document and stops).
 
-use super::{At, Entry, Folder, Keep, Parsed, Step, Value};
+use super::{At, Entry, Folder, Keep, Parent, Parsed, Step, Value};
 use crate::error::{Error, Result};
 use crate::text::{CharOffsets, SourceFile};
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span, StrInput, Tag};
@@ -55,6 +55,7 @@ struct Builder<'a> {
     fold: bool,
     /// The table settings met so far ([`Entry`]), and the keys taken to the current mapping.
     entries: Vec<Entry>,
+    parents: Vec<Parent>,
     written: Vec<String>,
     /// Whether the mapping that just ended kept anything in its digest (a mapping on a table
     /// path holding only table keys digests as absent, so adding one leaves the rest equal).
@@ -77,6 +78,7 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
         budget: f.text.len() + ALIAS_NODES,
         fold: keep == Keep::Digest,
         entries: Vec::new(),
+        parents: Vec::new(),
         written: Vec::new(),
         kept: false,
     };
@@ -101,6 +103,7 @@ pub fn parse(f: &SourceFile, keep: Keep) -> Result<Parsed> {
     Ok(Parsed {
         value,
         entries: b.entries,
+        parents: b.parents,
         duplicate: b.duplicate,
         later_documents,
     })
@@ -241,12 +244,24 @@ impl<'a> Builder<'a> {
         let mut size = 1;
         // Entries each key of a watched mapping produced, to hide them if the key comes again.
         let mut seen: HashMap<String, std::ops::Range<usize>> = HashMap::new();
+        let open = self.at(span.start);
+        let mut indent = None;
+        let end_at;
         loop {
             let k = self.next()?;
             if let Event::MappingEnd = k.ev {
+                end_at = self.at(k.span.start);
                 break;
             }
             let kstart = k.span.start;
+            if indent.is_none() && at != At::Off {
+                let off = self.at(kstart);
+                let line = line_range(&self.f.text, off);
+                // A flow mapping's members count as on lines of their own only when the first
+                // is not on the brace's line.
+                let own_line = line.start > open || self.f.text.as_bytes().get(open) != Some(&b'{');
+                indent = Some(own_line.then_some(off - line.start));
+            }
             let (key, n) = self.node(k)?;
             size += n;
             let key = match key {
@@ -309,12 +324,48 @@ impl<'a> Builder<'a> {
         }
         self.depth -= 1;
         self.kept = kept;
+        if let At::Path(path) = at {
+            self.parents.push(self.parent(path, open, end_at, indent));
+        }
         let val = match folder {
             Some(f) => f.finish(true),
             None => Value::Map(m),
         };
         self.remember(anchor, &val, size);
         Ok((val, size))
+    }
+
+    /// A mapping on a table path, and where a new entry would go: before a flow mapping's
+    /// closing brace, or at the start of the line that ends a block mapping (the next less
+    /// indented key, or the end of the text).
+    fn parent(
+        &self,
+        path: &'static [&'static str],
+        open: usize,
+        end_at: usize,
+        first: Option<Option<usize>>,
+    ) -> Parent {
+        let text = &self.f.text;
+        let flow = text.as_bytes().get(open) == Some(&b'{');
+        let end = if flow {
+            (text.as_bytes().get(end_at) == Some(&b'}')).then_some(end_at)
+        } else if end_at >= text.len() {
+            Some(text.len())
+        } else {
+            let start = line_range(text, end_at).start;
+            text[start..end_at]
+                .bytes()
+                .all(|b| b == b' ')
+                .then_some(start)
+        };
+        Parent {
+            path,
+            written: self.written.clone(),
+            flow,
+            end,
+            indent: first.flatten(),
+            entries: first.is_some(),
+        }
     }
 
     /// Walk a nested mapping with `key` taken.

@@ -141,7 +141,8 @@ pub fn judge(bin: &Path, root: &Path, cwd: &str, argv: &[String]) -> Judged {
     judge_all(bin, root, cwd, argv).0
 }
 
-/// The stand-in's verdict and, when the kubelet would start, every table setting's value.
+/// The stand-in's verdict and, when the kubelet would start, every table setting's value (and
+/// `client_ca_error` beside them).
 pub fn judge_all(
     bin: &Path,
     root: &Path,
@@ -165,5 +166,13 @@ pub fn judge_all(
         Some(b) => Judged::Value(b),
         None => Judged::Refused(v["refused"].as_str().unwrap_or("").to_string()),
     };
-    (judged, v.get("settings").filter(|s| !s.is_null()).cloned())
+    let settings = v
+        .get("settings")
+        .filter(|s| !s.is_null())
+        .cloned()
+        .map(|mut s| {
+            s["client_ca_error"] = v["client_ca_error"].clone();
+            s
+        });
+    (judged, settings)
 }

@@ -21,8 +21,10 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +52,8 @@ type result struct {
 	Value    *bool                  `json:"value"`
 	Settings map[string]interface{} `json:"settings"`
 	Refused  string                 `json:"refused"`
+	// InitializeTLS: a set clientCAFile that certutil.NewPool cannot load stops the kubelet.
+	ClientCAError string `json:"client_ca_error"`
 }
 
 // metav1.Duration: a JSON string through time.ParseDuration (null reads as "" and fails).
@@ -479,6 +483,36 @@ func judge(args []string) (internal, bool, error) {
 	return c, seccompFlag || c.SeccompDefault, nil
 }
 
+// certutil.NewPool: every PEM CERTIFICATE block must parse, and there must be one.
+func clientCAError(path string) string {
+	if path == "" {
+		return ""
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	n := 0
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return err.Error()
+		}
+		n++
+	}
+	if n == 0 {
+		return "data does not contain any valid RSA or ECDSA certificates"
+	}
+	return ""
+}
+
 // Every table setting in the form the differential test compares.
 func settingsOf(c internal, seccomp bool, hostname string) map[string]interface{} {
 	var ciphers interface{}
@@ -555,6 +589,7 @@ func main() {
 			_ = fs.Parse(args)
 			hostname, _ := fs.GetString("hostname-override")
 			r.Settings = settingsOf(c, seccomp, hostname)
+			r.ClientCAError = clientCAError(c.Authentication.X509.ClientCAFile)
 		}
 	}
 	out, _ := json.Marshal(r)
