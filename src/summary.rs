@@ -42,6 +42,52 @@ pub struct ReportPart {
     pub refused: Option<String>,
     #[serde(default)]
     pub effective: Option<EffectivePart>,
+    /// Schema 2: each selected control's verdict (absent in schema 1 records).
+    #[serde(default)]
+    pub controls: Vec<ControlPart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlPart {
+    pub id: String,
+    #[serde(default)]
+    pub cis: Option<String>,
+    #[serde(default)]
+    pub title: String,
+    pub status: String,
+    #[serde(default)]
+    pub fixable: bool,
+    #[serde(default)]
+    pub effective: Option<ControlEffective>,
+    #[serde(default)]
+    pub advice: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlEffective {
+    #[serde(default)]
+    pub value: serde_json::Value,
+    #[serde(default)]
+    pub source: Option<ControlSource>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControlSource {
+    pub path: String,
+    pub line: usize,
+}
+
+impl ControlPart {
+    /// One line: the value the kubelet runs with and where it is set.
+    pub fn why(&self) -> String {
+        let Some(e) = &self.effective else {
+            return self.status.clone();
+        };
+        match &e.source {
+            Some(s) => format!("{} from {}:{}", e.value, s.path, s.line),
+            None => format!("{} (the default)", e.value),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +114,27 @@ pub struct ErrorPart {
 }
 
 impl Entry {
+    /// Each control the record judged, with where it stands now: `pass`, `fixed` (failing
+    /// before an apply that changed and verified the node), `fail`, `refused` or `error`.
+    pub fn controls(&self) -> Vec<(&ControlPart, &'static str)> {
+        let Some(r) = &self.report else {
+            return Vec::new();
+        };
+        r.controls
+            .iter()
+            .map(|c| {
+                let now = match c.status.as_str() {
+                    "pass" => "pass",
+                    "fail" if c.fixable && self.result == Verdict::Changed => "fixed",
+                    "fail" => "fail",
+                    "refused" => "refused",
+                    _ => "error",
+                };
+                (c, now)
+            })
+            .collect()
+    }
+
     /// Compliant now: true on disk and in the running kubelet, or fixed and verified.
     pub fn ok(&self) -> bool {
         matches!(self.result, Verdict::Compliant | Verdict::Changed)
@@ -93,6 +160,20 @@ impl Entry {
         };
         if let Some(why) = &r.refused {
             return format!("the kubelet would refuse its settings: {why}");
+        }
+        let failing: Vec<&str> = self
+            .controls()
+            .into_iter()
+            .filter(|(_, now)| !matches!(*now, "pass" | "fixed"))
+            .map(|(c, _)| c.id.as_str())
+            .collect();
+        if r.controls.len() > 1 && !failing.is_empty() {
+            return format!(
+                "{} of {} controls fail: {}",
+                failing.len(),
+                r.controls.len(),
+                failing.join(", ")
+            );
         }
         match r.effective.as_ref().and_then(|e| e.source.as_ref()) {
             _ if self.result == Verdict::RestartNeeded => {
@@ -359,6 +440,24 @@ pub fn text(f: &Fleet) -> String {
     for (p, c) in &s.by_platform {
         o += &format!("{p:<width$} {:>6} {:>14}\n", c.nodes, c.not_compliant);
     }
+    if !s.by_control.is_empty() {
+        o += &format!(
+            "\n{:<34} {:<7} {:>6} {:>6} {:>6} {:>8} {:>6}\n",
+            "control", "cis", "pass", "fixed", "fail", "refused", "error"
+        );
+        for k in &s.by_control {
+            o += &format!(
+                "{:<34} {:<7} {:>6} {:>6} {:>6} {:>8} {:>6}\n",
+                k.id,
+                k.cis.unwrap_or("-"),
+                k.pass,
+                k.fixed,
+                k.fail,
+                k.refused,
+                k.error
+            );
+        }
+    }
     if !s.not_compliant_nodes.is_empty() {
         o += "\nnot compliant:\n";
         for n in &s.not_compliant_nodes {
@@ -400,10 +499,25 @@ pub struct Summary<'a> {
     pub exit_code: i32,
     pub by_result: BTreeMap<&'static str, usize>,
     pub by_platform: BTreeMap<&'a str, PlatformCount>,
+    /// Per control (schema 2 records), in the table's order: how many nodes stand where.
+    pub by_control: Vec<ControlCount<'a>>,
     /// Every node that is not compliant, by name.
     pub not_compliant_nodes: Vec<NodeLine<'a>>,
     pub missing: &'a [String],
     pub unreadable: &'a [Unreadable],
+}
+
+/// One control across the fleet.
+#[derive(Debug, serde::Serialize)]
+pub struct ControlCount<'a> {
+    pub id: &'a str,
+    /// Its CIS id as the records give it (the benchmark they were judged in).
+    pub cis: Option<&'a str>,
+    pub pass: usize,
+    pub fixed: usize,
+    pub fail: usize,
+    pub refused: usize,
+    pub error: usize,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -435,6 +549,42 @@ pub fn summary(f: &Fleet) -> Summary<'_> {
         p.nodes += 1;
         p.not_compliant += usize::from(!e.ok());
     }
+    let mut by_control: Vec<ControlCount> = Vec::new();
+    for e in &f.nodes {
+        for (c, now) in e.controls() {
+            let i = match by_control.iter().position(|k| k.id == c.id) {
+                Some(i) => i,
+                None => {
+                    by_control.push(ControlCount {
+                        id: &c.id,
+                        cis: c.cis.as_deref(),
+                        pass: 0,
+                        fixed: 0,
+                        fail: 0,
+                        refused: 0,
+                        error: 0,
+                    });
+                    by_control.len() - 1
+                }
+            };
+            let k = &mut by_control[i];
+            match now {
+                "pass" => k.pass += 1,
+                "fixed" => k.fixed += 1,
+                "fail" => k.fail += 1,
+                "refused" => k.refused += 1,
+                _ => k.error += 1,
+            }
+        }
+    }
+    // The table's order; ids this version does not know last.
+    let order = |id: &str| {
+        crate::controls::CONTROLS
+            .iter()
+            .position(|c| c.id == id)
+            .unwrap_or(usize::MAX)
+    };
+    by_control.sort_by_key(|k| order(k.id));
     let bad: Vec<NodeLine> = f
         .nodes
         .iter()
@@ -460,6 +610,7 @@ pub fn summary(f: &Fleet) -> Summary<'_> {
         exit_code: f.exit_code(),
         by_result,
         by_platform,
+        by_control,
         not_compliant_nodes: bad,
         missing: &f.missing,
         unreadable: &f.unreadable,
@@ -476,8 +627,38 @@ pub fn junit(f: &Fleet) -> String {
     let class = "CIS Kubernetes 4.2.7 / 4.2.6, EKS/AKS/GKE 3.2.6: makeIPTablesUtilChains is true";
     let mut cases = String::new();
     let mut failures = 0;
+    let mut cases_n = 0;
     for e in &f.nodes {
         let name = junit::escape(e.name());
+        let controls = e.controls();
+        if !controls.is_empty() {
+            // Schema 2: one case per node and control.
+            for (c, now) in controls {
+                let class = junit::escape(&format!(
+                    "{} {}: {}",
+                    c.cis.as_deref().unwrap_or("-"),
+                    c.id,
+                    c.title
+                ));
+                cases_n += 1;
+                if matches!(now, "pass" | "fixed") {
+                    cases += &format!("    <testcase classname=\"{class}\" name=\"{name}\"/>\n");
+                    continue;
+                }
+                failures += 1;
+                let why = c.why();
+                cases += &format!(
+                    "    <testcase classname=\"{class}\" name=\"{name}\">\n      <failure type=\"{now}\" message=\"{}\">{} on {} ({}): {now}: {}</failure>\n    </testcase>\n",
+                    junit::escape(&why),
+                    junit::escape(&e.command),
+                    name,
+                    junit::escape(e.platform()),
+                    junit::escape(&why),
+                );
+            }
+            continue;
+        }
+        cases_n += 1;
         if e.ok() {
             cases += &format!("    <testcase classname=\"{class}\" name=\"{name}\"/>\n");
             continue;
@@ -509,7 +690,7 @@ pub fn junit(f: &Fleet) -> String {
     }
     junit::document(
         "kubelet-remediate fleet",
-        f.nodes.len() + f.missing.len() + f.unreadable.len(),
+        cases_n + f.missing.len() + f.unreadable.len(),
         failures,
         f.unreadable.len(),
         &cases,

@@ -366,3 +366,56 @@ fn a_client_ca_file_the_kubelet_cannot_load_refuses_every_control() {
         assert_eq!(plan_json(t.path(), &[]).1, 2);
     }
 }
+
+/// The fleet per control: `summarize` over `--control all` records counts each control once
+/// per node (table order), gives one JUnit case per node and control, and its JSON validates.
+#[test]
+fn summarize_counts_every_control_across_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let trees = ["kubeadm-deb", "eks-al2023", "controls-legacy-flags", "gke"];
+    for t in trees {
+        let (j, _) = plan_json(
+            &repo().join("testdata/nodes").join(t),
+            &["--control", "all", "--node-name", t],
+        );
+        std::fs::write(dir.path().join(format!("{t}.json")), j.to_string()).unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let o = run(&["summarize", "--output", "json", d]);
+    assert_eq!(o.status.code(), Some(2));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("docs/summary.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    assert!(v.is_valid(&j), "{j}");
+    let by = j["by_control"].as_array().unwrap();
+    let ids: Vec<&str> = by.iter().map(|k| k["id"].as_str().unwrap()).collect();
+    let all: Vec<&str> = CONTROLS.iter().map(|c| c.id).collect();
+    assert_eq!(ids, all);
+    for k in by {
+        let n: u64 = ["pass", "fixed", "fail", "refused", "error"]
+            .iter()
+            .map(|s| k[*s].as_u64().unwrap())
+            .sum();
+        assert_eq!(n, trees.len() as u64, "{k}");
+    }
+    let mip = &by[5];
+    assert_eq!(mip["id"], "make-iptables-util-chains");
+    assert_eq!(
+        (mip["pass"].as_u64(), mip["fail"].as_u64()),
+        (Some(1), Some(3)),
+        "{mip}"
+    );
+    let o = run(&["summarize", "--output", "junit", d]);
+    let xml = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        trees.len() * CONTROLS.len()
+    );
+    let failing: u64 = by.iter().map(|k| k["fail"].as_u64().unwrap()).sum();
+    assert_eq!(xml.matches("<failure ").count() as u64, failing);
+    let text = String::from_utf8(run(&["summarize", d]).stdout).unwrap();
+    assert!(text.contains("\nread-only-port "), "{text}");
+}
