@@ -328,4 +328,37 @@ fn the_role_rolls_the_fix_through_a_fleet_and_stops_at_the_first_failure() {
         );
         assert!(ok > 0, "{name}: {out}");
     }
+
+    // 6. With controls: what needs a person (a serving certificate) is reported, not a failed
+    // host, and every record carries each control's verdict.
+    let (o, _) = playbook(
+        &bin,
+        work.path(),
+        &inventory,
+        &reports,
+        &[
+            "--limit",
+            "node-a,node-d",
+            "-e",
+            r#"{"kubelet_remediate_controls": ["read-only-port", "tls-cert-file"]}"#,
+        ],
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("controls that need a person: tls-cert-file"),
+        "{out}"
+    );
+    for name in ["node-a", "node-d"] {
+        let j = record(name);
+        assert_eq!(j["result"], "non-compliant", "{name}");
+        let ids: Vec<&str> = j["report"]["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["read-only-port", "tls-cert-file"], "{name}");
+        assert_eq!(recap(&out, name).map(|r| r.2), Some(0), "{name}: {out}");
+    }
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: kubelet_remediate
-short_description: Set the kubelet's makeIPTablesUtilChains to true (CIS 4.2.7 / 4.2.6 / 3.2.6)
+short_description: Fix the CIS kubelet controls (makeIPTablesUtilChains by default; 4.2 with controls)
 version_added: 0.1.0
 author: kubelet-remediate maintainers (@kubelet-remediate)
 description:
@@ -43,6 +43,16 @@ options:
   node_name:
     description: The node's name in the record (the tool's default is the node's hostname).
     type: str
+  controls:
+    description:
+      - The controls to judge and fix (C(--control)), by id (C(read-only-port)), CIS id of
+        I(benchmark) (C(4.2.4)), or C(all). Unset, make-iptables-util-chains alone.
+    type: list
+    elements: str
+  benchmark:
+    description: The benchmark the CIS ids and rules are read in (kube-bench's names).
+    type: str
+    default: cis-1.12
 attributes:
   check_mode:
     support: full
@@ -65,6 +75,13 @@ EXAMPLES = r"""
     settle: 15
     node_name: "{{ inventory_hostname }}"
   register: result
+
+- name: Every 4.2 control; what needs a person is reported, not failed
+  kubelet_remediate.cis.kubelet_remediate:
+    binary: /usr/local/sbin/kubelet-remediate
+    mode: apply
+    controls: [all]
+    benchmark: eks-1.8.0
 """
 
 RETURN = r"""
@@ -117,6 +134,8 @@ def main():
             dbus_address=dict(type="str"),
             settle=dict(type="float", default=10.0),
             node_name=dict(type="str"),
+            controls=dict(type="list", elements="str"),
+            benchmark=dict(type="str", default="cis-1.12"),
         ),
         supports_check_mode=True,
     )
@@ -132,6 +151,8 @@ def main():
     argv = [p["binary"], command, "--root", p["root"], "--output", "json"]
     if p["node_name"]:
         argv += ["--node-name", p["node_name"]]
+    if p["controls"]:
+        argv += ["--control", ",".join(p["controls"]), "--benchmark", p["benchmark"]]
     if command == "apply":
         argv += ["--yes", "--settle", str(p["settle"])]
         if p["dbus_address"]:
@@ -165,6 +186,12 @@ def main():
     if result in APPLY_CHANGED:
         pid = ((record.get("restart") or {}).get("result") or {}).get("main_pid")
         module.exit_json(changed=True, msg="fixed: the kubelet (pid %s) runs with makeIPTablesUtilChains true" % pid, **ret)
+    if result == "non-compliant" and p["controls"]:
+        # Everything that could be fixed safely was (changed tells); what is left needs a
+        # person: reported, not a failure that would stop the rollout.
+        left = [c["id"] for c in report.get("controls") or [] if c.get("status") != "pass" and not c.get("fixable")]
+        module.warn("controls that need a person: %s" % ", ".join(left))
+        module.exit_json(changed=bool(record.get("applied")), msg="fixed what is safe; left: %s" % ", ".join(left), **ret)
     # rolled-back, refused, managed, error: the node is not compliant and the rollout must stop.
     ret["changed"] = bool(record.get("applied"))
     module.fail_json(msg="%s: %s" % (result, error or report.get("refused") or "; ".join(report.get("advice") or [])), **ret)
