@@ -43,41 +43,58 @@ fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
 
-/// Plan `tree` with `overlay`; when edits are proposed, the edited node must be readable,
-/// compliant, and need nothing more. The reports must render.
+/// Plan `tree` with `overlay`, for the first control alone and for every control; when edits
+/// are proposed, the edited node must be readable, every control they fix must pass, and
+/// planning again must propose nothing. The reports must render.
 fn plan_and_prove(tree_name: &str, overlay: HashMap<String, Arc<str>>) {
     let base = tree(tree_name);
-    let eval = Eval {
-        offline: true,
-        ..Eval::default()
-    };
-    let Ok((_, report, plan)) = flow::evaluate(&base.with_overlay(overlay.clone()), &eval) else {
-        return; // a refusal naming the place: what bad input should get
-    };
-    let _ = (report.to_text(false), report.to_json(), report.refused_at());
-    if plan.changes.is_empty() {
-        return;
-    }
-    let mut edited = overlay;
-    for c in &plan.changes {
+    let all = kubelet_remediate::controls::select(Some("all"), None).expect("all is a selection");
+    for controls in [Default::default(), all] {
+        let eval = Eval {
+            offline: true,
+            controls,
+            ..Eval::default()
+        };
+        let Ok((_, report, plan)) = flow::evaluate(&base.with_overlay(overlay.clone()), &eval)
+        else {
+            return; // a refusal naming the place: what bad input should get
+        };
+        let _ = (report.to_text(false), report.to_json(), report.refused_at());
+        if plan.changes.is_empty() {
+            continue;
+        }
+        let mut edited = overlay.clone();
+        for c in &plan.changes {
+            assert!(
+                !c.diff.is_empty(),
+                "{}: a change with an empty diff",
+                c.path
+            );
+            edited.insert(c.path.clone(), c.after.clone());
+        }
+        let (_, after, again) = flow::evaluate(&base.with_overlay(edited), &eval)
+            .unwrap_or_else(|e| panic!("the planned edits made the node unreadable: {e}"));
+        if eval.controls.default {
+            assert!(
+                after.compliant,
+                "the planned edits do not make the node compliant: {:?}",
+                after.effective
+            );
+        }
+        for c in report.controls.iter().filter(|c| c.fixable) {
+            let now = after.controls.iter().find(|a| a.id == c.id).expect("judged again");
+            assert_eq!(
+                now.status,
+                kubelet_remediate::controls::Status::Pass,
+                "{}: fixed by the plan, still failing after it",
+                c.id
+            );
+        }
         assert!(
-            !c.diff.is_empty(),
-            "{}: a change with an empty diff",
-            c.path
+            again.changes.is_empty(),
+            "the edited node still gets a plan"
         );
-        edited.insert(c.path.clone(), c.after.clone());
     }
-    let (_, after, again) = flow::evaluate(&base.with_overlay(edited), &eval)
-        .unwrap_or_else(|e| panic!("the planned edits made the node unreadable: {e}"));
-    assert!(
-        after.compliant,
-        "the planned edits do not make the node compliant: {:?}",
-        after.effective
-    );
-    assert!(
-        again.changes.is_empty(),
-        "the edited node still gets a plan"
-    );
 }
 
 /// One node file replaced by the input.
