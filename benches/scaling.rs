@@ -2,7 +2,8 @@
 //! 1x, 2x and 4x, the median time of three fresh `kubelet-remediate plan --offline` processes
 //! and their highest peak RSS (each its own rusage, from wait4), the bytes it reads, and the memory budget (8 MiB + 4 x bytes
 //! read). Figures go to docs/benchmarks.md. `SCALING_ONLY=name` runs one dimension; a run past
-//! `SCALING_TIMEOUT` seconds (default 120) is killed and printed as such.
+//! `SCALING_TIMEOUT` seconds (default 120) is killed and printed as such; `SCALING_CONTROLS=all`
+//! plans with `--control all` (every 4.2 control judged, their fixes proved together).
 
 mod common;
 
@@ -149,6 +150,9 @@ fn measure(root: &Path, limit: Duration) -> Option<(Duration, i64, i32)> {
     let mut cmd = Command::new(bin());
     cmd.args(["plan", "--offline", "--output", "json", "--root"])
         .arg(root);
+    if let Ok(c) = std::env::var("SCALING_CONTROLS") {
+        cmd.args(["--control", &c]);
+    }
     common::measure(cmd, limit)
 }
 

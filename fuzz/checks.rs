@@ -82,7 +82,11 @@ fn plan_and_prove(tree_name: &str, overlay: HashMap<String, Arc<str>>) {
             );
         }
         for c in report.controls.iter().filter(|c| c.fixable) {
-            let now = after.controls.iter().find(|a| a.id == c.id).expect("judged again");
+            let now = after
+                .controls
+                .iter()
+                .find(|a| a.id == c.id)
+                .expect("judged again");
             assert_eq!(
                 now.status,
                 kubelet_remediate::controls::Status::Pass,

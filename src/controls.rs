@@ -75,10 +75,11 @@ pub enum Fix {
     /// (when that is not enough) given the compliant value; proved on the re-read node
     /// (`fix.rs`).
     Auto(AutoFix),
-    /// A fix is safe under conditions the planner checks; not proposed by this version yet.
-    Later,
-    /// Proposed only when named explicitly (never by `all`).
-    OptIn,
+    /// As `Auto`, but proposed only when the control is named explicitly (never by `all`):
+    /// the change can break clients that worked before.
+    OptIn(AutoFix),
+    /// An opt-in fix this version does not make yet: advice only.
+    OptInLater,
     /// A person chooses the value: advice only.
     Advice,
 }
@@ -416,7 +417,34 @@ pub const CONTROLS: &[Control] = &[
                 .is_some_and(|m| m != "AlwaysAllow")
         },
         value: |c| c.json("authorization-mode"),
-        fix: Fix::OptIn,
+        // §3.2: only with --config (whose default is Webhook), webhook authentication on and a
+        // client CA set, so the API server's requests can still be authenticated and authorized.
+        fix: Fix::OptIn(AutoFix {
+            setting: "authorization-mode",
+            bad: |_, v| *v == Value::Str("AlwaysAllow".into()),
+            good: Some("Webhook"),
+            gate: None,
+            when: Some(|c| {
+                let mut missing = Vec::new();
+                if c.ev.configs.config.is_none() {
+                    missing.push("a --config file");
+                }
+                if c.j.value("authentication-token-webhook") != Some(&Value::Bool(true)) {
+                    missing.push("webhook authentication");
+                }
+                if !matches!(c.j.value("client-ca-file"), Some(Value::Str(p)) if !p.is_empty()) {
+                    missing.push("a client CA file");
+                }
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "Webhook authorization needs {} first",
+                        missing.join(", ")
+                    ))
+                }
+            }),
+        }),
         advice: "use authorization.mode: Webhook (the default with a --config file) and drop --authorization-mode=AlwaysAllow; Webhook sends a SubjectAccessReview per request, so the API server's kubelet-client identity needs RBAC (kubeadm binds system:kubelet-api-admin), bearer tokens need webhook authentication and client certificates a client CA file",
         kube_bench_when_unset: "FAIL (it needs the flag or key; with a --config file the kubelet runs Webhook)",
     },
@@ -654,7 +682,7 @@ pub const CONTROLS: &[Control] = &[
             _ => false,
         },
         value: |c| c.json("tls-cipher-suites"),
-        fix: Fix::OptIn,
+        fix: Fix::OptInLater,
         advice: "set tlsCipherSuites to the benchmark's list (or keep only its entries); clients that need CBC or RSA key exchange then fail to connect",
         kube_bench_when_unset: "WARN",
     },
@@ -1018,8 +1046,12 @@ fn one(
     }
     if status == Status::Fail && !planned {
         let how = match c.fix {
-            Fix::Planned | Fix::Auto(_) | Fix::Later => "",
-            Fix::OptIn => " (an opt-in fix: proposed only when the control is named explicitly)",
+            Fix::Planned | Fix::Auto(_) => "",
+            // (An opt-in fix that was not asked for says so in its own advice line.)
+            Fix::OptIn(_) => "",
+            Fix::OptInLater => {
+                " (an opt-in fix: proposed only when the control is named explicitly)"
+            }
             Fix::Advice => " (a person chooses the value: no automatic fix)",
         };
         advice.push(format!("{}{how}", c.advice));
@@ -1126,8 +1158,8 @@ pub fn automated_word(automated: Option<bool>) -> Option<&'static str> {
 pub fn fix_word(f: Fix) -> &'static str {
     match f {
         Fix::Planned | Fix::Auto(_) => "automatic",
-        Fix::Later => "advice (automatic fix planned)",
-        Fix::OptIn => "advice (opt-in fix planned)",
+        Fix::OptIn(_) => "automatic when named (opt-in)",
+        Fix::OptInLater => "advice (opt-in fix planned)",
         Fix::Advice => "advice",
     }
 }

@@ -56,7 +56,22 @@ pub fn extend(
         let Some(c) = controls::get(r.id) else {
             continue;
         };
-        let Fix::Auto(auto) = c.fix else { continue };
+        let auto = match c.fix {
+            Fix::Auto(a) => a,
+            // Opt-in: a change that can break clients is made only when asked for by name.
+            Fix::OptIn(a) if sel.explicit => a,
+            Fix::OptIn(_) => {
+                plan.held.push((
+                    c.id,
+                    format!(
+                        "an opt-in fix: name the control (--control {}) to have it proposed",
+                        c.id
+                    ),
+                ));
+                continue;
+            }
+            _ => continue,
+        };
         if let Some(when) = auto.when {
             let ctx = controls::FixCtx { fs, ev, j };
             if let Err(why) = when(&ctx) {
@@ -408,7 +423,7 @@ fn prove(
             return Err(format!("{id} still fails after the edits"));
         }
         match c.fix {
-            Fix::Auto(a) => fixed_settings.push(a.setting),
+            Fix::Auto(a) | Fix::OptIn(a) => fixed_settings.push(a.setting),
             _ => fixed_settings.extend(c.settings.iter().copied()),
         }
     }
@@ -421,7 +436,7 @@ fn prove(
             let gates: Vec<&str> = targets
                 .iter()
                 .filter_map(|id| match controls::get(id)?.fix {
-                    Fix::Auto(a) => a.gate,
+                    Fix::Auto(a) | Fix::OptIn(a) => a.gate,
                     _ => None,
                 })
                 .collect();

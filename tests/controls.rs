@@ -419,3 +419,39 @@ fn summarize_counts_every_control_across_the_fleet() {
     let text = String::from_utf8(run(&["summarize", d]).stdout).unwrap();
     assert!(text.contains("\nread-only-port "), "{text}");
 }
+
+/// authorization-mode is an opt-in fix: proposed when named, never under `all`, and only with
+/// a --config file, webhook authentication and a client CA.
+#[test]
+fn authorization_mode_is_fixed_only_when_named_and_safe() {
+    let env = "KUBELET_EXTRA_ARGS=\"--authorization-mode=AlwaysAllow --node-ip=10.0.1.23\"\n";
+    let files = [("/etc/default/kubelet", env)];
+    let j = plan_modified("kubeadm-deb", &files, &["--control", "authorization-mode"]);
+    assert_eq!(control(&j, "authorization-mode")["fixable"], true, "{j}");
+    assert!(
+        after(&j).contains("+KUBELET_EXTRA_ARGS=\"--node-ip=10.0.1.23\""),
+        "{}",
+        after(&j)
+    );
+    let j = plan_modified("kubeadm-deb", &files, &["--control", "4.2.2"]);
+    assert_eq!(control(&j, "authorization-mode")["fixable"], true);
+    let j = plan_modified("kubeadm-deb", &files, &["--control", "all"]);
+    let c = control(&j, "authorization-mode");
+    assert_eq!(
+        (c["status"].as_str(), c["fixable"].as_bool()),
+        (Some("fail"), Some(false))
+    );
+    assert!(c["advice"][0].as_str().unwrap().contains("opt-in"), "{c}");
+    // Without a --config file (legacy defaults: no webhook authentication): advice only.
+    let j = plan_modified(
+        "controls-legacy-flags",
+        &[("/etc/default/kubelet", env)],
+        &["--control", "authorization-mode"],
+    );
+    let c = control(&j, "authorization-mode");
+    assert_eq!(c["fixable"], false);
+    assert!(
+        c["advice"][0].as_str().unwrap().contains("a --config file"),
+        "{c}"
+    );
+}
