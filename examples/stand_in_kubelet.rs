@@ -5,7 +5,9 @@
 //! not the planner checking itself.
 //!
 //! Publishes `/run/stand-in-kubelet/configz.json` as `{"kubeletconfig": {...}}` (the shape of
-//! the kubelet's configz endpoint), then waits to be stopped.
+//! the kubelet's configz endpoint), serves `/healthz` ("ok") on its healthzBindAddress and
+//! healthzPort (unless `STAND_IN_NO_HEALTHZ` is set: a kubelet that runs but does not serve),
+//! then waits to be stopped.
 
 use serde_json::{Map, Value, json};
 use std::path::Path;
@@ -96,6 +98,7 @@ fn dropins(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut flag, mut config, mut config_dir) = (None, None, None);
+    let (mut healthz_port, mut healthz_address): (Option<String>, Option<String>) = (None, None);
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -126,6 +129,8 @@ fn main() {
             match name.as_str() {
                 "config" => config = v,
                 "config-dir" => config_dir = v,
+                "healthz-port" => healthz_port = v,
+                "healthz-bind-address" => healthz_address = v,
                 _ => {}
             }
         }
@@ -154,6 +159,36 @@ fn main() {
         .unwrap_or_else(|e| refuse(format!("/run/stand-in-kubelet: {e}")));
     std::fs::write("/run/stand-in-kubelet/configz.json", out.to_string() + "\n")
         .unwrap_or_else(|e| refuse(format!("/run/stand-in-kubelet/configz.json: {e}")));
+    let port = healthz_port
+        .and_then(|p| p.parse::<u16>().ok())
+        .or_else(|| {
+            merged
+                .get("healthzPort")
+                .and_then(Value::as_u64)
+                .map(|p| p as u16)
+        })
+        .unwrap_or(10248);
+    let address = healthz_address
+        .or_else(|| {
+            merged
+                .get("healthzBindAddress")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "127.0.0.1".into());
+    if port != 0 && std::env::var_os("STAND_IN_NO_HEALTHZ").is_none() {
+        // Another sandbox may hold the port: then this one simply does not serve.
+        if let Ok(l) = std::net::TcpListener::bind((address.as_str(), port)) {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                for mut s in l.incoming().flatten() {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf);
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok");
+                }
+            });
+        }
+    }
     // Test knob: a kubelet that starts with the new settings and then dies (the settle window
     // must notice it and the tool roll back).
     if value && std::env::var_os("STAND_IN_CRASH_WHEN_TRUE").is_some() {

@@ -347,7 +347,15 @@ fn apply_into(
             ));
         }
         let j = effective::judge_running(&ev, &r);
-        passes(&j, &fixed, sel).map_err(|why| format!("the new kubelet (pid {pid}) {why}"))
+        passes(&j, &fixed, sel).map_err(|why| format!("the new kubelet (pid {pid}) {why}"))?;
+        // With --control the change can touch authentication or TLS: a kubelet that stays
+        // active but does not serve is not a success.
+        match (&o.restart, sel.default) {
+            (Some(r), false) => {
+                healthz(&j, r.settle).map_err(|why| format!("the new kubelet (pid {pid}) {why}"))
+            }
+            _ => Ok(()),
+        }
     };
     let process_check: Option<&dyn Fn(u32) -> Result<(), String>> =
         check_process.then_some(&check_new);
@@ -506,6 +514,41 @@ fn apply_into(
                 out,
             ))
         }
+    }
+}
+
+/// Wait up to `window` for the kubelet's own health endpoint (its effective
+/// `healthzBindAddress`:`healthzPort`, `/healthz`) to answer `ok`; a port of 0 turns it off.
+fn healthz(j: &effective::Judgement, window: Duration) -> Result<(), String> {
+    let port = match j.value("healthz-port") {
+        Some(crate::settings::Value::Int(0)) => return Ok(()),
+        Some(crate::settings::Value::Int(p)) => *p,
+        _ => return Ok(()),
+    };
+    let host = match j.value("healthz-bind-address") {
+        // Listening on every address: ask on loopback.
+        Some(crate::settings::Value::Str(a)) if a != "0.0.0.0" && a != "::" && !a.is_empty() => {
+            if a.contains(':') {
+                format!("[{a}]")
+            } else {
+                a.clone()
+            }
+        }
+        _ => "127.0.0.1".into(),
+    };
+    let url = format!("http://{host}:{port}/healthz");
+    let deadline = Instant::now() + window;
+    let mut last;
+    loop {
+        match configz::fetch(&url, Duration::from_secs(2)) {
+            Ok(body) if body.trim() == "ok" => return Ok(()),
+            Ok(body) => last = format!("{url} answered {:?}", body.trim()),
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("is not healthy: {last}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -433,6 +433,35 @@ pub const SETTINGS: &[(&str, Setting)] = &[
             valid: valid::any,
         },
     ),
+    // Where the kubelet serves /healthz: what apply waits for after a restart with --control.
+    (
+        "healthz-bind-address",
+        Setting {
+            flag: Some("healthz-bind-address"),
+            ty: FlagType::String,
+            key: Some(&["healthzBindAddress"]),
+            internal: &["HealthzBindAddress"],
+            default_without_config: "127.0.0.1",
+            default_with_config: "127.0.0.1",
+            merge: Merge::LastWins,
+            field: Field::DefaultedWhenZero,
+            valid: valid::any,
+        },
+    ),
+    (
+        "healthz-port",
+        Setting {
+            flag: Some("healthz-port"),
+            ty: FlagType::Int32,
+            key: Some(&["healthzPort"]),
+            internal: &["HealthzPort"],
+            default_without_config: "10248",
+            default_with_config: "10248",
+            merge: Merge::LastWins,
+            field: Field::Pointer,
+            valid: valid::healthz_port,
+        },
+    ),
 ];
 
 /// What the kubelet refuses, per setting (each cites the check it follows).
@@ -448,6 +477,16 @@ pub mod valid {
         match v {
             Value::Int(p) if !(0..=65535).contains(p) => Err(format!(
                 "readOnlyPort ({p}) must be between 0 and 65535, inclusive"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// validation.go: `healthzPort` 0 (off) or a port.
+    pub fn healthz_port(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Int(p) if !(0..=65535).contains(p) => Err(format!(
+                "healthzPort ({p}) must be between 0 and 65535, inclusive"
             )),
             _ => Ok(()),
         }

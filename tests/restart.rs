@@ -66,11 +66,25 @@ fn assert_restored(sb: &Sandbox, original: &str) {
     );
 }
 
-/// The kubeadm-deb node with this `/etc/default/kubelet`, booted.
+/// The kubeadm-deb node with this `/etc/default/kubelet`, booted, its kubelet's health endpoint
+/// on a port of its own (sandboxes share the host's network).
 fn kubeadm_with(env_file: &str, dropin: &str) -> Sandbox {
     let t = tempfile::tempdir().unwrap();
     copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
     std::fs::write(t.path().join("etc/default/kubelet"), env_file).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = t.path().join("var/lib/kubelet/config.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("healthzPort: 10248\n"));
+    std::fs::write(
+        &cfg,
+        text.replace("healthzPort: 10248\n", &format!("healthzPort: {port}\n")),
+    )
+    .unwrap();
     Sandbox::boot(t.path(), "kubelet.service", "/usr/bin/kubelet", dropin, &[])
 }
 
@@ -472,4 +486,39 @@ fn a_multi_control_apply_is_rolled_back_whole() {
         serde_json::json!(["read-only-port", "make-iptables-util-chains"])
     );
     assert_restored(&sb, original);
+}
+
+/// A kubelet that comes back active but does not serve its health endpoint (a broken TLS or
+/// authentication change looks like this): with --control, apply rolls everything back.
+#[test]
+fn a_kubelet_that_runs_but_does_not_serve_is_rolled_back() {
+    if skip() {
+        return;
+    }
+    let original = "KUBELET_EXTRA_ARGS=--node-ip=10.0.1.23 --read-only-port=10255\n";
+    // Only the new process (started without the flag) stops serving: the drop-in's
+    // ExecStartPre marks it.
+    let sb = kubeadm_with(
+        original,
+        "[Service]\nExecStartPre=/bin/sh -c 'grep -q read-only-port=10255 /etc/default/kubelet || echo STAND_IN_NO_HEALTHZ=1 > /run/stand-in-env'\nExecStartPre=/bin/touch /run/stand-in-env\nEnvironmentFile=-/run/stand-in-env\n",
+    );
+    let o = apply(&sb, &["--control", "read-only-port"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(j["result"], "rolled-back");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not healthy"),
+        "{}",
+        j["error"]
+    );
+    assert_eq!(
+        sb.file("/etc/default/kubelet"),
+        original,
+        "restored byte for byte"
+    );
+    let st = sb.systemd().state("kubelet.service").unwrap();
+    assert_eq!(st.active_state, "active");
 }

@@ -106,6 +106,8 @@ type versioned struct {
 	PodPidsLimit                   *int64          `json:"podPidsLimit"`
 	ProtectKernelDefaults          bool            `json:"protectKernelDefaults"`
 	SeccompDefault                 *bool           `json:"seccompDefault"`
+	HealthzBindAddress             string          `json:"healthzBindAddress"`
+	HealthzPort                    *int32          `json:"healthzPort"`
 }
 
 // The internal type: no json tags, so encoding/json uses the Go field names and matches keys
@@ -130,6 +132,8 @@ type internal struct {
 	PodPidsLimit                   int64
 	ProtectKernelDefaults          bool
 	SeccompDefault                 bool
+	HealthzBindAddress             string
+	HealthzPort                    int32
 }
 
 // The v1beta1 defaults (defaults.go), and without --config the four legacy ones
@@ -142,6 +146,8 @@ func defaults(legacy bool) internal {
 	c.MakeIPTablesUtilChains = true
 	c.EventRecordQPS = 50
 	c.PodPidsLimit = -1
+	c.HealthzBindAddress = "127.0.0.1"
+	c.HealthzPort = 10248
 	if legacy {
 		c.Authentication.Anonymous.Enabled = true
 		c.Authentication.Webhook.Enabled = false
@@ -276,6 +282,14 @@ func loadConfigFile(path string) (internal, error) {
 	}
 	c.ProtectKernelDefaults = v.ProtectKernelDefaults
 	c.SeccompDefault = deref(v.SeccompDefault, false)
+	c.HealthzBindAddress = v.HealthzBindAddress
+	if c.HealthzBindAddress == "" {
+		c.HealthzBindAddress = d.HealthzBindAddress
+	}
+	c.HealthzPort = d.HealthzPort
+	if v.HealthzPort != nil {
+		c.HealthzPort = *v.HealthzPort
+	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.Authentication.X509.ClientCAFile, &c.TLSCertFile, &c.TLSPrivateKeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -439,6 +453,8 @@ func judge(args []string) (internal, bool, error) {
 		"tls-cipher-suites":          func() { c.TLSCipherSuites, _ = fs.GetStringSlice("tls-cipher-suites") },
 		"pod-max-pids":               func() { c.PodPidsLimit, _ = fs.GetInt64("pod-max-pids") },
 		"protect-kernel-defaults":    func() { c.ProtectKernelDefaults, _ = fs.GetBool("protect-kernel-defaults") },
+		"healthz-bind-address":       func() { c.HealthzBindAddress, _ = fs.GetString("healthz-bind-address") },
+		"healthz-port":               func() { c.HealthzPort, _ = fs.GetInt32("healthz-port") },
 		"feature-gates": func() {
 			// The flag's gates win per key; the configuration's other gates stay.
 			m := fs.Lookup("feature-gates").Value.(mapStringBool)
@@ -461,6 +477,9 @@ func judge(args []string) (internal, bool, error) {
 	// GetHostname).
 	if c.ReadOnlyPort < 0 || c.ReadOnlyPort > 65535 {
 		return c, false, fmt.Errorf("readOnlyPort (%d) must be between 0 and 65535, inclusive", c.ReadOnlyPort)
+	}
+	if c.HealthzPort < 0 || c.HealthzPort > 65535 {
+		return c, false, fmt.Errorf("healthzPort (%d) must be between 0 and 65535, inclusive", c.HealthzPort)
 	}
 	if c.EventRecordQPS < 0 {
 		return c, false, fmt.Errorf("eventRecordQPS (%d) must not be a negative number", c.EventRecordQPS)
@@ -542,6 +561,8 @@ func settingsOf(c internal, seccomp bool, hostname string) map[string]interface{
 		"pod-max-pids":                      c.PodPidsLimit,
 		"protect-kernel-defaults":           c.ProtectKernelDefaults,
 		"seccomp-default":                   seccomp,
+		"healthz-bind-address":              c.HealthzBindAddress,
+		"healthz-port":                      c.HealthzPort,
 	}
 }
 
