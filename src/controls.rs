@@ -78,8 +78,6 @@ pub enum Fix {
     /// As `Auto`, but proposed only when the control is named explicitly (never by `all`):
     /// the change can break clients that worked before.
     OptIn(AutoFix),
-    /// An opt-in fix this version does not make yet: advice only.
-    OptInLater,
     /// A person chooses the value: advice only.
     Advice,
 }
@@ -99,6 +97,9 @@ pub struct AutoFix {
     pub gate: Option<&'static str>,
     /// When the fix is safe (`Err`: why not; the control stays `fixable: false`).
     pub when: Option<Condition>,
+    /// For a list setting: the allowed items in a benchmark. The compliant value is then the
+    /// current list's allowed items (in their order), or the whole allowed list.
+    pub list: Option<fn(&str) -> &'static [&'static str]>,
 }
 
 /// When a fix is safe: `Err` says why not.
@@ -398,6 +399,7 @@ pub const CONTROLS: &[Control] = &[
                     Err("neither a client CA file nor webhook authentication is configured: with anonymous auth off the API server could no longer authenticate to the kubelet (kubectl logs/exec, metrics would get 401)".into())
                 }
             }),
+            list: None,
         }),
         advice: "set authentication.anonymous.enabled: false in the --config file (or --anonymous-auth=false without one), and remove any --anonymous-auth=true; first make sure the API server can still authenticate to the kubelet (a client CA file with its CA, or webhook authentication), or kubectl logs/exec and metrics scrapers get 401",
         kube_bench_when_unset: "FAIL (it needs the flag or key to read false; with a --config file the kubelet's default is already false)",
@@ -444,6 +446,7 @@ pub const CONTROLS: &[Control] = &[
                     ))
                 }
             }),
+            list: None,
         }),
         advice: "use authorization.mode: Webhook (the default with a --config file) and drop --authorization-mode=AlwaysAllow; Webhook sends a SubjectAccessReview per request, so the API server's kubelet-client identity needs RBAC (kubeadm binds system:kubelet-api-admin), bearer tokens need webhook authentication and client certificates a client CA file",
         kube_bench_when_unset: "FAIL (it needs the flag or key; with a --config file the kubelet runs Webhook)",
@@ -482,6 +485,7 @@ pub const CONTROLS: &[Control] = &[
             good: Some("0"),
             gate: None,
             when: None,
+            list: None,
         }),
         advice: "remove --read-only-port=N when a --config file is in use (its default is 0) or set readOnlyPort: 0; without a config file add --read-only-port=0. Consumers of :10255 (old metrics agents) stop working",
         kube_bench_when_unset: "PASS in the CIS profiles (a false pass without a --config file, where the kubelet serves 10255), FAIL in eks/aks",
@@ -505,6 +509,7 @@ pub const CONTROLS: &[Control] = &[
             good: None,
             gate: None,
             when: None,
+            list: None,
         }),
         advice: "remove every zero (a flag, a --config-dir drop-in) so the 4h default applies; a zero in the --config file is already replaced by 4h when the kubelet loads it. kube-bench compares the text with \"0\": it passes 0s and fails a literal 0 in --config",
         kube_bench_when_unset: "PASS",
@@ -555,6 +560,7 @@ pub const CONTROLS: &[Control] = &[
                     None => Err("the node's /etc/hostname cannot be read, so removing the override could rename the node".into()),
                 }
             }),
+            list: None,
         }),
         advice: "removing --hostname-override renames the node unless the value equals the host name (trimmed, lowercased): a new Node registers and the old one goes NotReady; on EKS the name must stay the EC2 private DNS name, so keep it there and record the exception",
         kube_bench_when_unset: "PASS (an empty --hostname-override= is unset for the kubelet but present for kube-bench: WARN)",
@@ -636,6 +642,7 @@ pub const CONTROLS: &[Control] = &[
                     Err(why) => Err(format!("no client certificate to rotate: {why}")),
                 }
             }),
+            list: None,
         }),
         advice: "set rotateCertificates: true when the kubelet's kubeconfig authenticates with a client certificate (or a --bootstrap-kubeconfig is given) and client CSRs are approved; never on a token or exec-plugin kubeconfig (EKS), where the kubelet would drop its token",
         kube_bench_when_unset: "PASS (a false pass: unset is false for the kubelet)",
@@ -663,6 +670,7 @@ pub const CONTROLS: &[Control] = &[
             good: Some("true"),
             gate: Some("RotateKubeletServerCertificate"),
             when: None,
+            list: None,
         }),
         advice: "remove RotateKubeletServerCertificate=false from --feature-gates or featureGates (the gate defaults to true); to actually rotate the serving certificate also set serverTLSBootstrap: true together with an approver for kubelet-serving CSRs",
         kube_bench_when_unset: "PASS in the CIS profiles, FAIL in eks/aks/gke (they need the gate written as true)",
@@ -682,7 +690,16 @@ pub const CONTROLS: &[Control] = &[
             _ => false,
         },
         value: |c| c.json("tls-cipher-suites"),
-        fix: Fix::OptInLater,
+        // §3.12, opt-in: clients that need CBC or RSA key exchange stop connecting.
+        fix: Fix::OptIn(AutoFix {
+            setting: "tls-cipher-suites",
+            // Every place that sets the list: it is written once, where the kubelet reads it.
+            bad: |_, _| true,
+            good: None,
+            gate: None,
+            when: None,
+            list: Some(allowed_ciphers),
+        }),
         advice: "set tlsCipherSuites to the benchmark's list (or keep only its entries); clients that need CBC or RSA key exchange then fail to connect",
         kube_bench_when_unset: "WARN",
     },
@@ -723,6 +740,7 @@ pub const CONTROLS: &[Control] = &[
                     ))
                 }
             }),
+            list: None,
         }),
         advice: "set protectKernelDefaults: true only after vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys=1000000 and kernel.keys.root_maxbytes=25000000 are set and persisted in /etc/sysctl.d: otherwise the kubelet exits at its next start",
         kube_bench_when_unset: "FAIL",
@@ -1049,9 +1067,6 @@ fn one(
             Fix::Planned | Fix::Auto(_) => "",
             // (An opt-in fix that was not asked for says so in its own advice line.)
             Fix::OptIn(_) => "",
-            Fix::OptInLater => {
-                " (an opt-in fix: proposed only when the control is named explicitly)"
-            }
             Fix::Advice => " (a person chooses the value: no automatic fix)",
         };
         advice.push(format!("{}{how}", c.advice));
@@ -1159,7 +1174,6 @@ pub fn fix_word(f: Fix) -> &'static str {
     match f {
         Fix::Planned | Fix::Auto(_) => "automatic",
         Fix::OptIn(_) => "automatic when named (opt-in)",
-        Fix::OptInLater => "advice (opt-in fix planned)",
         Fix::Advice => "advice",
     }
 }

@@ -84,8 +84,17 @@ pub fn extend(
         // Removal first; then the compliant value where removal is not enough; then the
         // compliant value set where the kubelet reads it (the --config file, else the
         // platform's local flags) with the bad places removed.
-        for round in [Round::Remove, Round::Rewrite, Round::Set] {
-            let Some((mine, what)) = edits_for(ev, j, &auto, round) else {
+        // A list is written once (a repeated flag would append it again): no per-place rewrite.
+        let rounds: &[Round] = if auto.list.is_some() {
+            &[Round::Remove, Round::Set]
+        } else {
+            &[Round::Remove, Round::Rewrite, Round::Set]
+        };
+        for &round in rounds {
+            let Some(want) = Wanted::of(&auto, j, sel) else {
+                break;
+            };
+            let Some((mine, what)) = edits_for(ev, j, &auto, &want, round) else {
                 continue;
             };
             if mine.is_empty() {
@@ -107,6 +116,12 @@ pub fn extend(
                 Err(why) => tried.push(why),
             }
         }
+        if tried.is_empty() && !fixed_now(&plan, c.id) && !targets.contains(&c.id) {
+            plan.held.push((
+                c.id,
+                "not fixed automatically: a place that sets it is written in a form the planner does not edit (a quoted or nested list, a generated file)".into(),
+            ));
+        }
         if !tried.is_empty() {
             plan.held.push((
                 c.id,
@@ -123,6 +138,11 @@ pub fn extend(
         plan.daemon_reload = daemon_reload;
     }
     plan
+}
+
+/// Whether the plan's changes already fix control `id`.
+fn fixed_now(plan: &Plan, id: &str) -> bool {
+    plan.changes.iter().any(|c| c.controls.contains(&id))
 }
 
 /// The one-control plan's edits, by file.
@@ -148,6 +168,71 @@ fn file_of(ev: &Evidence, resolved: &str) -> Option<FileId> {
 /// Edits, and what each fixes (file, description).
 type Fixing = (Vec<Edit>, Vec<(FileId, String)>);
 
+/// The compliant value, as each place writes it: a literal (`0`, `false`, `Webhook`) is the same
+/// everywhere; a list (the benchmark's cipher suites, the operator's own kept in order when any
+/// is allowed) is a CSV flag value, a YAML flow or block sequence, or a JSON array.
+struct Wanted {
+    /// The literal, or the list's items; `None`: the fix only removes.
+    text: Option<String>,
+    items: Option<Vec<String>>,
+}
+
+impl Wanted {
+    fn of(auto: &AutoFix, j: &Judgement, sel: &Selection) -> Option<Wanted> {
+        let Some(allowed) = auto.list else {
+            return Some(Wanted {
+                text: auto.good.map(str::to_string),
+                items: None,
+            });
+        };
+        let allowed = allowed(sel.benchmark);
+        let current = match j.value(auto.setting) {
+            Some(Value::List(Some(l))) => l.clone(),
+            _ => Vec::new(),
+        };
+        let mut items: Vec<String> = current
+            .into_iter()
+            .filter(|c| allowed.contains(&c.as_str()))
+            .collect();
+        if items.is_empty() {
+            items = allowed.iter().map(|c| c.to_string()).collect();
+        }
+        Some(Wanted {
+            text: Some(items.join(",")),
+            items: Some(items),
+        })
+    }
+
+    /// As a flag's value.
+    fn flag(&self) -> Option<String> {
+        self.text.clone()
+    }
+
+    /// As a value in a configuration file: `column` is where a block sequence's first `- `
+    /// stands (`None`: inline, a flow sequence).
+    fn config(&self, json: bool, column: Option<usize>) -> Option<String> {
+        let Some(items) = &self.items else {
+            return self.text.clone();
+        };
+        Some(match (json, column) {
+            (true, _) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|i| format!("\"{i}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (false, None) => format!("[{}]", items.join(", ")),
+            (false, Some(col)) => items
+                .iter()
+                .map(|i| format!("- {i}"))
+                .collect::<Vec<_>>()
+                .join(&format!("\n{}", " ".repeat(col))),
+        })
+    }
+}
+
 /// How a control's places are fixed, tried in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Round {
@@ -162,15 +247,21 @@ enum Round {
 
 /// The edits that fix `auto`'s bad places in this round, with a description of each; `None`
 /// when a bad place cannot be edited.
-fn edits_for(ev: &Evidence, j: &Judgement, auto: &AutoFix, round: Round) -> Option<Fixing> {
+fn edits_for(
+    ev: &Evidence,
+    j: &Judgement,
+    auto: &AutoFix,
+    want: &Wanted,
+    round: Round,
+) -> Option<Fixing> {
     let e = j.get(auto.setting)?;
     let rewrite = round == Round::Rewrite;
     let mut edits = Vec::new();
     let mut what = Vec::new();
     if round == Round::Set {
-        let good = auto.good?;
+        want.text.as_ref()?;
         let s = settings::get(auto.setting)?;
-        let (edit, how) = set_value(ev, s, good)?;
+        let (edit, how) = set_value(ev, s, want)?;
         what.push((edit.file, how));
         edits.push(edit);
     }
@@ -183,9 +274,11 @@ fn edits_for(ev: &Evidence, j: &Judgement, auto: &AutoFix, round: Round) -> Opti
             Layer::Default => continue,
             // The Set round writes the --config entry itself.
             Layer::Config(_) if round == Round::Set => continue,
-            Layer::Flag(i) => flag_edit(ev, i, auto, rewrite)?,
-            Layer::Config(i) => entry_edit(ev.configs.config.as_ref()?, i, auto, rewrite)?,
-            Layer::Dropin(d, i) => entry_edit(&ev.configs.dropins[d], i, auto, rewrite)?,
+            Layer::Flag(i) => flag_edit(ev, i, auto, want, rewrite)?,
+            Layer::Config(i) => {
+                entry_edit(ev, ev.configs.config.as_ref()?, i, auto, want, rewrite)?
+            }
+            Layer::Dropin(d, i) => entry_edit(ev, &ev.configs.dropins[d], i, auto, want, rewrite)?,
         };
         let Some(edit) = edit else { continue };
         let at = effective::locate(ev, p.layer)?;
@@ -217,9 +310,9 @@ fn value_apart(ev: &Evidence, layer: Layer, auto: &AutoFix, rewrite: bool) -> Ve
 /// The compliant value written where the kubelet reads it: with a `--config` file, its last
 /// exact entry of the key rewritten, or the key added in the file's style (never a file k3s or
 /// RKE2 regenerate); without one, the flag added to the platform's local flags.
-fn set_value(ev: &Evidence, s: &settings::Setting, good: &str) -> Option<(Edit, String)> {
+fn set_value(ev: &Evidence, s: &settings::Setting, want: &Wanted) -> Option<(Edit, String)> {
     let Some(src) = &ev.configs.config else {
-        return add_flag(ev, s.flag?, good);
+        return add_flag(ev, s.flag?, &want.flag()?);
     };
     if crate::k3s::is_generated(&src.named) {
         return None;
@@ -232,20 +325,20 @@ fn set_value(ev: &Evidence, s: &settings::Setting, good: &str) -> Option<(Edit, 
         .iter()
         .rev()
         .find(|e| e.path == key && e.exact_keys() && !e.shadowed && e.gate().is_none());
+    let json = src.doc.format == crate::config::Format::Json;
     let (start, end, replacement, line, how) = match existing {
-        Some(e) if e.exact => (
-            e.value_span.start,
-            e.value_span.end,
-            good.to_string(),
-            e.line,
-            "set",
-        ),
+        Some(e) if e.exact => {
+            let good = want.config(json, block_column(&f.text, e))?;
+            (e.value_span.start, e.value_span.end, good, e.line, "set")
+        }
         Some(_) => return None,
         None => {
-            let (at, text) = crate::config::add_key(&src.doc, &f.text, key, good)?;
+            let good = want.config(json, None)?;
+            let (at, text) = crate::config::add_key(&src.doc, &f.text, key, &good)?;
             (at, at, text, f.line_col(at).0, "add")
         }
     };
+    let good = want.text.clone().unwrap_or_default();
     Some((
         Edit {
             file: src.doc.file,
@@ -315,6 +408,7 @@ fn flag_edit(
     ev: &Evidence,
     i: usize,
     auto: &AutoFix,
+    want: &Wanted,
     rewrite: bool,
 ) -> Option<(Option<Edit>, String)> {
     let occ = &ev.cmdline.settings[i];
@@ -345,10 +439,10 @@ fn flag_edit(
         ));
     }
     if rewrite {
-        let good = auto.good?;
+        let good = want.flag()?;
         let sp = holder.value.span_of(range)?;
         return Some((
-            Some(plan::replace(sp, good)),
+            Some(plan::replace(sp, &good)),
             format!("{text} (set {good})"),
         ));
     }
@@ -360,9 +454,11 @@ fn flag_edit(
 
 /// A config entry's edit: its line removed, or its value rewritten.
 fn entry_edit(
+    ev: &Evidence,
     src: &evidence::ConfigSource,
     i: usize,
     auto: &AutoFix,
+    want: &Wanted,
     rewrite: bool,
 ) -> Option<(Option<Edit>, String)> {
     if crate::k3s::is_generated(&src.named) {
@@ -385,19 +481,31 @@ fn entry_edit(
             format!("{shown} (remove)"),
         )),
         _ if e.exact => {
-            let good = auto.good?;
+            let json = src.doc.format == crate::config::Format::Json;
+            let text = &ev.files.get(file).text;
+            let good = want.config(json, block_column(text, e))?;
             Some((
                 Some(Edit {
                     file,
                     start: e.value_span.start,
                     end: e.value_span.end,
-                    replacement: good.to_string(),
+                    replacement: good.clone(),
                 }),
-                format!("{shown} (set {good})"),
+                format!("{shown} (set {})", want.text.clone().unwrap_or(good)),
             ))
         }
         _ => None,
     }
+}
+
+/// Where a YAML block sequence's first `- ` stands, when the entry's value is one.
+fn block_column(text: &str, e: &crate::config::Entry) -> Option<usize> {
+    let start = e.value_span.start;
+    if text.as_bytes().get(start) != Some(&b'-') {
+        return None;
+    }
+    let line = crate::config::yaml::line_range(text, start);
+    Some(start - line.start)
 }
 
 /// The edited node: it loads, the kubelet starts, every target control passes, and nothing

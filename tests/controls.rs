@@ -455,3 +455,37 @@ fn authorization_mode_is_fixed_only_when_named_and_safe() {
         "{c}"
     );
 }
+
+/// tls-cipher-suites (opt-in): the list written once where the kubelet reads it, the allowed
+/// suites of the current list kept in order, in the place's own style.
+#[test]
+fn cipher_suites_are_rewritten_in_the_places_own_style_when_named() {
+    let j = plan_modified(
+        "controls-config-dropins",
+        &[],
+        &["--control", "tls-cipher-suites"],
+    );
+    assert_eq!(control(&j, "tls-cipher-suites")["fixable"], true, "{j}");
+    let d = after(&j);
+    assert!(d.contains("-  - TLS_RSA_WITH_AES_128_GCM_SHA256\n"), "{d}");
+    assert!(
+        !d.lines().any(|l| l.starts_with('+') && !l.starts_with("+++")),
+        "only the disallowed suite goes: {d}"
+    );
+    let j = plan_modified(
+        "kubeadm-deb",
+        &[],
+        &["--control", "4.2.12", "--benchmark", "cis-1.11"],
+    );
+    let d = after(&j);
+    assert!(
+        d.contains("+tlsCipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,"),
+        "{d}"
+    );
+    assert!(
+        d.contains("TLS_RSA_WITH_AES_128_GCM_SHA256]"),
+        "cis-1.11 allows the RSA suites: {d}"
+    );
+    let j = plan_modified("kubeadm-deb", &[], &["--control", "all"]);
+    assert_eq!(control(&j, "tls-cipher-suites")["fixable"], false);
+}

@@ -401,9 +401,13 @@ impl<'a> Builder<'a> {
         let (val, n) = built?;
         let text = &self.f.text;
         let (line, column) = self.f.line_col(key_at);
-        let (span, exact) = match raw {
-            Some((s, style)) => measure(text, vstart, &s, style),
-            None => (vstart..vstart, false),
+        let (span, exact) = match (raw, &val) {
+            (Some((s, style)), _) => measure(text, vstart, &s, style),
+            (None, Value::Seq(items)) => match sequence_extent(text, vstart, items) {
+                Some(r) => (r, true),
+                None => (vstart..vstart, false),
+            },
+            (None, _) => (vstart..vstart, false),
         };
         let mut written = self.written.clone();
         written.push(key.to_string());
@@ -423,6 +427,57 @@ impl<'a> Builder<'a> {
         });
         Ok((val, n))
     }
+}
+
+/// The bytes of a sequence of plain scalars starting near `start`, when the text is exactly
+/// those items: a flow sequence `[a, b]` (its brackets included), or a block sequence's lines
+/// `- a` at one indentation (from the first dash to the end of the last item, comments after
+/// it excluded). What a list fix may replace; anything else (quotes, nesting, anchors) is not
+/// measured.
+fn sequence_extent(text: &str, start: usize, items: &[Value]) -> Option<std::ops::Range<usize>> {
+    let want: Vec<&str> = items
+        .iter()
+        .map(|i| match i {
+            Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let plain = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    };
+    if text.as_bytes().get(start) == Some(&b'[') {
+        let close = start + text[start..].find(']')?;
+        let inner = &text[start + 1..close];
+        let got: Vec<&str> = if inner.trim().is_empty() {
+            Vec::new()
+        } else {
+            inner.split(',').map(str::trim).collect()
+        };
+        return (got == want && got.iter().all(|g| plain(g))).then_some(start..close + 1);
+    }
+    // A block sequence: saphyr puts its start at the first dash, or (at column 0) at the item.
+    let line = line_range(text, start);
+    let dash = line.start + text[line.clone()].find("- ")?;
+    if text[line.start..dash].bytes().any(|b| b != b' ') || want.is_empty() {
+        return None;
+    }
+    let col = dash - line.start;
+    let mut at = line.start;
+    let mut end = dash;
+    for w in &want {
+        let l = line_range(text, at);
+        let body = text[l.clone()].trim_end_matches(['\r', '\n']);
+        let item = body.strip_prefix(&" ".repeat(col))?.strip_prefix("- ")?;
+        let value = item.split(" #").next()?.trim_end();
+        if value != *w || !plain(value) {
+            return None;
+        }
+        end = l.start + col + 2 + value.len();
+        at = l.end;
+    }
+    Some(dash..end)
 }
 
 /// The whole YAML line holding the entry `key_off..value.end`, break included, when the entry
