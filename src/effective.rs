@@ -294,6 +294,14 @@ fn from_config(
                     sets: Some(Value::Bool(false)),
                 });
             }
+            Ok(None) if e.written.len() < key.len() => {
+                places.push(Place {
+                    layer,
+                    role: Role::Ignored,
+                    note: Some("null where a struct is expected leaves it as it was".into()),
+                    sets: None,
+                });
+            }
             Ok(None) => {
                 // null sets a pointer, a slice or a map to nil (unset: the default applies
                 // again); it leaves a plain value as it was.
@@ -575,6 +583,11 @@ fn decode_at(
     let ty = if e.gate().is_some() {
         FlagType::Bool
     } else if e.written.len() < s.key.map_or(0, <[_]>::len) {
+        // null into a struct leaves it as it was (encoding/json); in a drop-in the merge
+        // patch has already deleted the key.
+        if *value == config::Value::Null {
+            return Ok(None);
+        }
         // A non-mapping where a struct is expected (`authentication: 5`).
         return Err(format!(
             "json: cannot unmarshal {} into Go struct field {} of type struct",

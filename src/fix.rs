@@ -52,6 +52,11 @@ pub fn extend(
     let mut edits = base;
     let mut fixes = base_fixes;
     let mut texts = None;
+    // The controls to fix, each with its rounds: removal first; then the compliant value where
+    // removal is not enough; then the value set where the kubelet reads it (the --config
+    // file, else the platform's local flags) with the bad places removed. A list is written
+    // once (a repeated flag would append it again): no per-place rewrite.
+    let mut todo: Vec<(&'static controls::Control, AutoFix)> = Vec::new();
     for r in reports.iter().filter(|r| r.status == Status::Fail) {
         let Some(c) = controls::get(r.id) else {
             continue;
@@ -80,17 +85,44 @@ pub fn extend(
                 continue;
             }
         }
-        let mut tried = Vec::new();
-        // Removal first; then the compliant value where removal is not enough; then the
-        // compliant value set where the kubelet reads it (the --config file, else the
-        // platform's local flags) with the bad places removed.
-        // A list is written once (a repeated flag would append it again): no per-place rewrite.
-        let rounds: &[Round] = if auto.list.is_some() {
+        todo.push((c, auto));
+    }
+    let rounds = |auto: &AutoFix| -> &'static [Round] {
+        if auto.list.is_some() {
             &[Round::Remove, Round::Set]
         } else {
             &[Round::Remove, Round::Rewrite, Round::Set]
-        };
-        for &round in rounds {
+        }
+    };
+    let first = |auto: &AutoFix| {
+        let want = Wanted::of(auto, j, sel)?;
+        rounds(auto)
+            .iter()
+            .find_map(|&r| edits_for(ev, j, auto, &want, r).filter(|(e, _)| !e.is_empty()))
+    };
+    // Every control's first choice, proved together: one re-read of the node when they hold.
+    let batch: Option<Vec<Fixing>> = todo.iter().map(|(_, a)| first(a)).collect();
+    if let Some(batch) = batch.filter(|b| !b.is_empty()) {
+        let mut all = edits.clone();
+        let mut with = targets.clone();
+        for ((c, _), (mine, _)) in todo.iter().zip(&batch) {
+            all.extend(mine.iter().cloned());
+            with.push(c.id);
+        }
+        if let Ok(t) = prove(fs, opts, ev, &all, &with, sel) {
+            for ((c, _), (_, what)) in todo.iter().zip(batch) {
+                fixes.extend(what.into_iter().map(|(f, s)| (f, s, c.id)));
+            }
+            edits = all;
+            targets = with;
+            texts = Some(t);
+            todo.clear();
+        }
+    }
+    // Otherwise one control at a time, each round in turn, each proved with those before it.
+    for (c, auto) in todo {
+        let mut tried = Vec::new();
+        for &round in rounds(&auto) {
             let Some(want) = Wanted::of(&auto, j, sel) else {
                 break;
             };

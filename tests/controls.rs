@@ -469,7 +469,8 @@ fn cipher_suites_are_rewritten_in_the_places_own_style_when_named() {
     let d = after(&j);
     assert!(d.contains("-  - TLS_RSA_WITH_AES_128_GCM_SHA256\n"), "{d}");
     assert!(
-        !d.lines().any(|l| l.starts_with('+') && !l.starts_with("+++")),
+        !d.lines()
+            .any(|l| l.starts_with('+') && !l.starts_with("+++")),
         "only the disallowed suite goes: {d}"
     );
     let j = plan_modified(

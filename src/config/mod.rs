@@ -663,9 +663,13 @@ mod tests {
         }
         let e = entries(yaml, Keep::Tree);
         assert_eq!((e[0].line, e[0].column), (5, 5));
+        // The only entry of its mapping: removing it would leave `Anonymous:` holding null.
+        assert!(e[0].removal.is_none());
+        let two = "authentication:\n  webhook:\n    enabled: true # c\n    cacheTTL: 2m\n";
+        let e = entries(two, Keep::Tree);
         assert_eq!(
-            &yaml[e[0].removal.clone().unwrap()],
-            "    enabled: false # c\n"
+            &two[e[0].removal.clone().unwrap()],
+            "    enabled: true # c\n"
         );
     }
 

@@ -247,6 +247,8 @@ impl<'a> Builder<'a> {
         let open = self.at(span.start);
         let mut indent = None;
         let end_at;
+        let first_entry = self.entries.len();
+        let mut keys = 0;
         loop {
             let k = self.next()?;
             if let Event::MappingEnd = k.ev {
@@ -254,6 +256,7 @@ impl<'a> Builder<'a> {
                 break;
             }
             let kstart = k.span.start;
+            keys += 1;
             if indent.is_none() && at != At::Off {
                 let off = self.at(kstart);
                 let line = line_range(&self.f.text, off);
@@ -324,6 +327,16 @@ impl<'a> Builder<'a> {
         }
         self.depth -= 1;
         self.kept = kept;
+        // Removing a nested mapping's only entry would leave its key holding null: such an
+        // entry is rewritten instead, never removed.
+        if matches!(at, At::Path(p) if !p.is_empty()) && keys == 1 {
+            let depth = self.written.len() + 1;
+            for e in &mut self.entries[first_entry..] {
+                if e.written.len() == depth {
+                    e.removal = None;
+                }
+            }
+        }
         if let At::Path(path) = at {
             self.parents.push(self.parent(path, open, end_at, indent));
         }
