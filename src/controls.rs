@@ -328,6 +328,10 @@ pub struct Control {
     pub advice: &'static str,
     /// What kube-bench concludes when nothing sets it (§3), for the disagreement note.
     pub kube_bench_when_unset: &'static str,
+    /// The text kube-bench compares the first flag's value or the --config value with (§1.7:
+    /// a string compare), when it compares one: where the kubelet reads the text differently
+    /// (`00`, `f`, `0s`, a defaulted `0`), the advice says so.
+    pub kube_bench_text: Option<&'static str>,
 }
 
 /// The cipher suites the CIS benchmarks allow (§3.12); cis-1.12 drops the two `TLS_RSA_*`.
@@ -403,6 +407,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "set authentication.anonymous.enabled: false in the --config file (or --anonymous-auth=false without one), and remove any --anonymous-auth=true; first make sure the API server can still authenticate to the kubelet (a client CA file with its CA, or webhook authentication), or kubectl logs/exec and metrics scrapers get 401",
         kube_bench_when_unset: "FAIL (it needs the flag or key to read false; with a --config file the kubelet's default is already false)",
+        kube_bench_text: Some("false"),
     },
     Control {
         id: "authorization-mode",
@@ -450,6 +455,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "use authorization.mode: Webhook (the default with a --config file) and drop --authorization-mode=AlwaysAllow; Webhook sends a SubjectAccessReview per request, so the API server's kubelet-client identity needs RBAC (kubeadm binds system:kubelet-api-admin), bearer tokens need webhook authentication and client certificates a client CA file",
         kube_bench_when_unset: "FAIL (it needs the flag or key; with a --config file the kubelet runs Webhook)",
+        kube_bench_text: None,
     },
     Control {
         id: "client-ca-file",
@@ -466,6 +472,7 @@ pub const CONTROLS: &[Control] = &[
         fix: Fix::Advice,
         advice: "set authentication.x509.clientCAFile to the cluster CA the API server's kubelet client certificate is signed by (kubeadm and EKS: /etc/kubernetes/pki/ca.crt, AKS: /etc/kubernetes/certs/ca.crt); the file must exist and hold a PEM certificate or the kubelet exits",
         kube_bench_when_unset: "FAIL",
+        kube_bench_text: None,
     },
     Control {
         id: "read-only-port",
@@ -489,6 +496,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "remove --read-only-port=N when a --config file is in use (its default is 0) or set readOnlyPort: 0; without a config file add --read-only-port=0. Consumers of :10255 (old metrics agents) stop working",
         kube_bench_when_unset: "PASS in the CIS profiles (a false pass without a --config file, where the kubelet serves 10255), FAIL in eks/aks",
+        kube_bench_text: Some("0"),
     },
     Control {
         id: "streaming-connection-idle-timeout",
@@ -513,6 +521,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "remove every zero (a flag, a --config-dir drop-in) so the 4h default applies; a zero in the --config file is already replaced by 4h when the kubelet loads it. kube-bench compares the text with \"0\": it passes 0s and fails a literal 0 in --config",
         kube_bench_when_unset: "PASS",
+        kube_bench_text: Some("0"),
     },
     Control {
         id: "make-iptables-util-chains",
@@ -529,6 +538,7 @@ pub const CONTROLS: &[Control] = &[
         fix: Fix::Planned,
         advice: "remove --make-iptables-util-chains=false (the default is true) or set makeIPTablesUtilChains: true",
         kube_bench_when_unset: "PASS",
+        kube_bench_text: Some("true"),
     },
     Control {
         id: "hostname-override",
@@ -564,6 +574,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "removing --hostname-override renames the node unless the value equals the host name (trimmed, lowercased): a new Node registers and the old one goes NotReady; on EKS the name must stay the EC2 private DNS name, so keep it there and record the exception",
         kube_bench_when_unset: "PASS (an empty --hostname-override= is unset for the kubelet but present for kube-bench: WARN)",
+        kube_bench_text: None,
     },
     Control {
         id: "event-qps",
@@ -588,6 +599,7 @@ pub const CONTROLS: &[Control] = &[
         fix: Fix::Advice,
         advice: "the cis-1.20/1.23, aks and gke-1.6.0 profiles pass only eventRecordQPS: 0 (the default is 50): setting 0 may lower event throughput, so choose it deliberately; every other profile passes any value >= 0",
         kube_bench_when_unset: "PASS in cis-1.7 to 1.12 and 1.24, FAIL where exactly 0 is required",
+        kube_bench_text: None,
     },
     Control {
         id: "tls-cert-file",
@@ -603,6 +615,7 @@ pub const CONTROLS: &[Control] = &[
         fix: Fix::Advice,
         advice: "set tlsCertFile and tlsPrivateKeyFile to a serving certificate signed by a CA the API server trusts; without them the kubelet serves a self-signed one (serverTLSBootstrap: true with approved serving CSRs meets the intent, though kube-bench still warns)",
         kube_bench_when_unset: "WARN",
+        kube_bench_text: None,
     },
     Control {
         id: "rotate-certificates",
@@ -646,6 +659,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "set rotateCertificates: true when the kubelet's kubeconfig authenticates with a client certificate (or a --bootstrap-kubeconfig is given) and client CSRs are approved; never on a token or exec-plugin kubeconfig (EKS), where the kubelet would drop its token",
         kube_bench_when_unset: "PASS (a false pass: unset is false for the kubelet)",
+        kube_bench_text: Some("true"),
     },
     Control {
         id: "rotate-server-certificates",
@@ -674,6 +688,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "remove RotateKubeletServerCertificate=false from --feature-gates or featureGates (the gate defaults to true); to actually rotate the serving certificate also set serverTLSBootstrap: true together with an approver for kubelet-serving CSRs",
         kube_bench_when_unset: "PASS in the CIS profiles, FAIL in eks/aks/gke (they need the gate written as true)",
+        kube_bench_text: None,
     },
     Control {
         id: "tls-cipher-suites",
@@ -702,6 +717,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "set tlsCipherSuites to the benchmark's list (or keep only its entries); clients that need CBC or RSA key exchange then fail to connect",
         kube_bench_when_unset: "WARN",
+        kube_bench_text: None,
     },
     Control {
         id: "pod-max-pids",
@@ -714,6 +730,7 @@ pub const CONTROLS: &[Control] = &[
         fix: Fix::Advice,
         advice: "set podPidsLimit to a positive per-pod limit that fits the workloads (-1, the default, means no per-pod limit); kube-bench passes any value, -1 included",
         kube_bench_when_unset: "FAIL",
+        kube_bench_text: None,
     },
     Control {
         id: "protect-kernel-defaults",
@@ -744,6 +761,7 @@ pub const CONTROLS: &[Control] = &[
         }),
         advice: "set protectKernelDefaults: true only after vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys=1000000 and kernel.keys.root_maxbytes=25000000 are set and persisted in /etc/sysctl.d: otherwise the kubelet exits at its next start",
         kube_bench_when_unset: "FAIL",
+        kube_bench_text: Some("true"),
     },
     Control {
         id: "seccomp-default",
@@ -756,6 +774,7 @@ pub const CONTROLS: &[Control] = &[
         fix: Fix::Advice,
         advice: "set seccompDefault: true after checking that workloads run under the RuntimeDefault seccomp profile (pods needing blocked syscalls must set their own profile); kube-bench only checks that the flag or key is present",
         kube_bench_when_unset: "WARN",
+        kube_bench_text: None,
     },
 ];
 
@@ -1100,6 +1119,9 @@ fn one(
 /// occurrence of a flag in `ps`, else the `--config` key, never drop-ins or defaults.
 fn scanner_notes(ev: &Evidence, j: &Judgement, c: &Control, status: Status) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(note) = text_compare(ev, j, c) {
+        out.push(note);
+    }
     // kube-bench's verdict on an unset setting, when it is not the kubelet's (or depends on
     // the profile).
     let theirs = c.kube_bench_when_unset;
@@ -1130,6 +1152,104 @@ fn scanner_notes(ev: &Evidence, j: &Judgement, c: &Control, status: Status) -> V
         }
     }
     out
+}
+
+/// kube-bench's string compare on the text it would read (the first flag, else the --config
+/// value), against the kubelet's reading of the same setting.
+fn text_compare(ev: &Evidence, j: &Judgement, c: &Control) -> Option<String> {
+    let literal = c.kube_bench_text?;
+    let id = c.settings.first()?;
+    let e = j.get(id)?;
+    let value = e.value.as_ref().ok()?;
+    let first_flag = e.places.iter().find(|p| matches!(p.layer, Layer::Flag(_)));
+    let config = e
+        .places
+        .iter()
+        .rev()
+        .find(|p| matches!(p.layer, Layer::Config(_)));
+    let (place, text) = match (first_flag, config) {
+        (Some(p), _) => {
+            let Layer::Flag(i) = p.layer else { return None };
+            let occ = &ev.cmdline.settings[i];
+            let arg = &ev.argv[occ.arg].value.text;
+            let t = match &occ.value_range {
+                Some(r) => arg.get(r.clone())?.to_string(),
+                // A bare bool flag: kube-bench's regex reads "true" for it too.
+                None if e.setting.ty == crate::settings::FlagType::Bool => "true".into(),
+                None => ev.argv.get(occ.arg + 1)?.value.text.clone(),
+            };
+            (p, t)
+        }
+        (None, Some(p)) => {
+            let Layer::Config(i) = p.layer else {
+                return None;
+            };
+            let src = ev.configs.config.as_ref()?;
+            let en = &src.doc.entries[i];
+            let f = ev.files.get(src.doc.file);
+            let t = f
+                .text
+                .get(en.value_span.clone())?
+                .trim_matches(['"', '\''])
+                .to_string();
+            (p, t)
+        }
+        _ => return None,
+    };
+    let bench_equal = if literal == "true" || literal == "false" {
+        text.eq_ignore_ascii_case(literal)
+    } else {
+        text == literal
+    };
+    let kubelet_equal = crate::settings::parse(e.setting.ty, literal).ok().as_ref() == Some(value);
+    let from = match place.layer {
+        Layer::Flag(_) => "the first flag",
+        _ => "the --config file",
+    };
+    (bench_equal != kubelet_equal).then(|| {
+        format!(
+            "kube-bench reads \"{text}\" ({from}) and compares the text with \"{literal}\", so it takes it as {}{literal}; the kubelet runs {value}: an honest disagreement with the scanner",
+            if bench_equal { "" } else { "not " },
+        )
+    })
+}
+
+/// kube-bench's `$kubeletconf`: the first of these that exists (cfg/config.yaml node.kubelet,
+/// §1.7), never the path the kubelet's own `--config` names.
+const KUBE_BENCH_CONFIGS: &[&str] = &[
+    "/etc/kubernetes/kubelet-config.yaml",
+    "/etc/kubernetes/kubelet/kubelet-config.json",
+    "/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
+    "/var/lib/kubelet/config.yaml",
+    "/etc/kubernetes/azure.json",
+    "/var/lib/kubelet/config.yml",
+    "/etc/kubernetes/kubelet/config.json",
+    "/etc/kubernetes/kubelet/config",
+    "/home/kubernetes/kubelet-config.yaml",
+    "/home/kubernetes/kubelet-config.yml",
+    "/etc/default/kubeletconfig.json",
+    "/etc/default/kubelet",
+    "/var/lib/kubelet/kubeconfig",
+];
+
+/// When kube-bench would read another file than the kubelet's `--config` (or one where the
+/// kubelet has none), the note that explains its config-key findings.
+pub fn kube_bench_config_note(fs: &crate::root::NodeFs, ev: &Evidence) -> Option<String> {
+    let theirs = KUBE_BENCH_CONFIGS.iter().find(|p| fs.exists(p));
+    let ours = ev.configs.config.as_ref().map(|c| c.named.as_str());
+    match (theirs, ours) {
+        (Some(t), Some(o)) if *t == o => None,
+        (Some(t), Some(o)) => Some(format!(
+            "kube-bench reads its config keys from {t} (the first of its fixed list that exists), not from the kubelet's --config {o}: its findings for config keys describe another file"
+        )),
+        (None, Some(o)) => Some(format!(
+            "kube-bench's fixed list of config paths has no file here: it finds no config key, while the kubelet reads --config {o}"
+        )),
+        (Some(t), None) => Some(format!(
+            "the kubelet runs without --config, but kube-bench reads config keys from {t}: its findings for config keys describe a file the kubelet does not read"
+        )),
+        (None, None) => None,
+    }
 }
 
 /// The table as `kubelet-remediate controls` lists it.

@@ -229,6 +229,11 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
     if report.refused.is_none() {
         report.refused = j.refused.clone();
     }
+    if !e.controls.default {
+        report
+            .notes
+            .extend(controls::kube_bench_config_note(fs, &ev));
+    }
     Ok((ev, report, p))
 }
 
