@@ -303,6 +303,22 @@ fn rotate_certificates_needs_a_client_certificate_to_rotate() {
         "{}",
         after(&j)
     );
+    // A bearer token, even with a bootstrap kubeconfig: never.
+    let token = "apiVersion: v1\nkind: Config\ncurrent-context: k\ncontexts:\n- name: k\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user:\n    token: abcdef.0123456789abcdef\n";
+    let j = plan_modified(
+        "kubeadm-deb",
+        &[
+            (
+                "/var/lib/kubelet/config.yaml",
+                &cfg.replace("rotateCertificates: true\n", ""),
+            ),
+            ("/etc/kubernetes/kubelet.conf", token),
+        ],
+        &["--control", "rotate-certificates"],
+    );
+    let c = control(&j, "rotate-certificates");
+    assert_eq!(c["fixable"], false);
+    assert!(c["advice"][0].as_str().unwrap().contains("token"), "{c}");
     // EKS: an exec plugin (aws eks get-token): never.
     let j = plan_modified("eks-al2023", &[], &["--control", "rotate-certificates"]);
     let c = control(&j, "rotate-certificates");
