@@ -129,6 +129,30 @@ fn synthetic(dir: &Path, dropins: usize, mb: usize) {
     w("var/lib/kubelet/config.yaml", &cfg);
 }
 
+/// A fresh `plan` process (with `extra` arguments) against a fresh `cat` of the files it reads.
+fn against_cat(root: &Path, extra: &[&str], files: &[PathBuf], what: &str) {
+    let tool = spawn(50, || {
+        let mut c = Command::new(bin());
+        c.args(["plan", "--offline", "--output", "json"])
+            .args(extra)
+            .arg("--root")
+            .arg(root);
+        c
+    });
+    let cat = spawn(50, || {
+        let mut c = Command::new("cat");
+        c.args(files);
+        c
+    });
+    println!(
+        "typical node, fresh process: {what} {:.2} ms vs cat of the same {} files {:.2} ms: ratio {:.2}",
+        tool.as_secs_f64() * 1e3,
+        files.len(),
+        cat.as_secs_f64() * 1e3,
+        tool.as_secs_f64() / cat.as_secs_f64()
+    );
+}
+
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let typical = repo.join("testdata/nodes/kubeadm-deb");
@@ -143,25 +167,8 @@ fn main() {
         t.as_secs_f64() * 1e3
     );
     let files = files_read(&typical);
-    let tool = spawn(50, || {
-        let mut c = Command::new(bin());
-        c.args(["plan", "--offline", "--output", "json", "--root"])
-            .arg(&typical);
-        c
-    });
-    let cat = spawn(50, || {
-        let mut c = Command::new("cat");
-        c.args(&files);
-        c
-    });
-    println!(
-        "typical node, fresh process: plan {:.2} ms vs cat of the same {} files {:.2} ms: ratio {:.2}",
-        tool.as_secs_f64() * 1e3,
-        files.len(),
-        cat.as_secs_f64() * 1e3,
-        tool.as_secs_f64() / cat.as_secs_f64()
-    );
-    // --control all also reads the client CA, the kubeconfig, /etc/hostname and sysctl.d.
+    against_cat(&typical, &[], &files, "plan");
+    // --control all also reads the client CA, the kubeconfig and /etc/hostname.
     let mut all_files = files.clone();
     for extra in [
         "etc/kubernetes/pki/ca.crt",
@@ -173,31 +180,11 @@ fn main() {
             all_files.push(p);
         }
     }
-    let tool = spawn(50, || {
-        let mut c = Command::new(bin());
-        c.args([
-            "plan",
-            "--offline",
-            "--control",
-            "all",
-            "--output",
-            "json",
-            "--root",
-        ])
-        .arg(&typical);
-        c
-    });
-    let cat = spawn(50, || {
-        let mut c = Command::new("cat");
-        c.args(&all_files);
-        c
-    });
-    println!(
-        "typical node, fresh process: plan --control all {:.2} ms vs cat of the same {} files {:.2} ms: ratio {:.2}",
-        tool.as_secs_f64() * 1e3,
-        all_files.len(),
-        cat.as_secs_f64() * 1e3,
-        tool.as_secs_f64() / cat.as_secs_f64()
+    against_cat(
+        &typical,
+        &["--control", "all"],
+        &all_files,
+        "plan --control all",
     );
     for (dropins, mb) in [(1000, 10), (2000, 20)] {
         let tmp = tempfile::tempdir().unwrap();

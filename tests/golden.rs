@@ -78,6 +78,14 @@ fn check(name: &str, got: &str, failures: &mut Vec<String>) {
     }
 }
 
+fn assert_no_mismatch(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "golden mismatches (UPDATE_GOLDEN=1 to accept):\n{}",
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn every_node_tree_matches_its_golden_plan() {
     let mut failures = Vec::new();
@@ -95,11 +103,7 @@ fn every_node_tree_matches_its_golden_plan() {
             &mut failures,
         );
     }
-    assert!(
-        failures.is_empty(),
-        "golden mismatches (UPDATE_GOLDEN=1 to accept):\n{}",
-        failures.join("\n")
-    );
+    assert_no_mismatch(&failures);
 }
 
 #[test]
@@ -242,11 +246,7 @@ fn every_platform_matches_its_golden_controls_plan() {
             );
         }
     }
-    assert!(
-        failures.is_empty(),
-        "golden mismatches (UPDATE_GOLDEN=1 to accept):\n{}",
-        failures.join("\n")
-    );
+    assert_no_mismatch(&failures);
 }
 
 /// The trees with a running kubelet in `/proc` judge the same from a fresh copy (every file

@@ -50,6 +50,15 @@ fn kubeadm(case: &str, dropin: &str) -> Sandbox {
     Sandbox::kubeadm(case, dropin)
 }
 
+/// `apply --control CONTROLS` that rolls back: exit 1, result rolled-back; its record.
+fn rolled_back(sb: &Sandbox, controls: &str) -> serde_json::Value {
+    let o = apply(sb, &["--control", controls]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(j["result"], "rolled-back");
+    j
+}
+
 /// After a roll-back: the env file byte for byte, and the old kubelet active again.
 fn assert_restored(sb: &Sandbox, original: &str) {
     assert_eq!(
@@ -477,10 +486,7 @@ fn a_multi_control_apply_is_rolled_back_whole() {
         original,
         "[Service]\nExecStartPre=/bin/grep -q read-only-port=10255 /etc/default/kubelet\nRestart=no\n",
     );
-    let o = apply(&sb, &["--control", "all"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let j = json(&o);
-    assert_eq!(j["result"], "rolled-back");
+    let j = rolled_back(&sb, "all");
     assert_eq!(
         j["report"]["changes"][0]["controls"],
         serde_json::json!(["read-only-port", "make-iptables-util-chains"])
@@ -502,10 +508,7 @@ fn a_kubelet_that_runs_but_does_not_serve_is_rolled_back() {
         original,
         "[Service]\nExecStartPre=/bin/sh -c 'grep -q read-only-port=10255 /etc/default/kubelet || echo STAND_IN_NO_HEALTHZ=1 > /run/stand-in-env'\nExecStartPre=/bin/touch /run/stand-in-env\nEnvironmentFile=-/run/stand-in-env\n",
     );
-    let o = apply(&sb, &["--control", "read-only-port"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let j = json(&o);
-    assert_eq!(j["result"], "rolled-back");
+    let j = rolled_back(&sb, "read-only-port");
     assert!(
         j["error"]["message"]
             .as_str()
