@@ -237,6 +237,11 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
     Ok((ev, report, p))
 }
 
+/// The same controls under the same benchmark (however they were named).
+fn same_controls(a: &Selection, b: &Selection) -> bool {
+    a.ids == b.ids && a.benchmark == b.benchmark && a.explicit == b.explicit
+}
+
 /// Whether the plan's changes fix control `id`.
 fn fixes(p: &Plan, id: &str) -> bool {
     p.changes.iter().any(|c| c.controls.contains(&id))
@@ -277,7 +282,8 @@ pub fn plan(fs: &NodeFs, e: &Eval, save: Option<&Path>, node: Option<&str>) -> O
         let (ev, report, p) = evaluate(fs, e)?;
         out.timings.evidence_ms = Some(t.elapsed().as_millis());
         if let Some(path) = save {
-            let saved = SavedPlan::from_plan(&ev.service.layout.name, &p, node, fs.root());
+            let saved =
+                SavedPlan::from_plan(&ev.service.layout.name, &p, node, fs.root(), &e.controls);
             let text = serde_json::to_string_pretty(&saved).expect("plan serializes") + "\n";
             fs_err::write(path, text).map_err(|e| Stop::Before(e.to_string()))?;
         }
@@ -333,7 +339,38 @@ fn apply_into(
     // original files.
     out.warnings.extend(txn::recover(fs, &o.backup_dir)?);
     let t = Instant::now();
-    let (ev, fresh, p) = evaluate(fs, &o.eval)?;
+    // A saved plan is judged and verified with the controls it was made for.
+    let eval = match &saved {
+        Some((shown, s)) => {
+            let made = s
+                .selection()
+                .map_err(|why| Stop::Before(format!("--plan {shown}: {why}")))?;
+            match made {
+                Some(made) if o.eval.controls.default || same_controls(&made, &o.eval.controls) => {
+                    Eval {
+                        controls: made,
+                        ..o.eval.clone()
+                    }
+                }
+                None if o.eval.controls.default => o.eval.clone(),
+                _ => {
+                    return Err(Stop::Before(format!(
+                        "--plan {shown} was made with {}: apply it with the same --control and --benchmark, or with neither",
+                        match &s.controls {
+                            Some(c) => format!(
+                                "--control {} --benchmark {}",
+                                c.join(","),
+                                s.benchmark.as_deref().unwrap_or("")
+                            ),
+                            None => "no --control".into(),
+                        }
+                    )));
+                }
+            }
+        }
+        None => o.eval.clone(),
+    };
+    let (ev, fresh, p) = evaluate(fs, &eval)?;
     out.timings.evidence_ms = Some(t.elapsed().as_millis());
     let unit = ev.service.layout.name.clone();
     let check_process = !ev.platform.kubelet_in_process();
@@ -343,7 +380,7 @@ fn apply_into(
         .iter()
         .flat_map(|c| c.controls.iter().copied())
         .collect();
-    let sel = &o.eval.controls;
+    let sel = &eval.controls;
     let check_new = |pid: u32| -> Result<(), String> {
         let r = restart::read_process(fs, pid)?;
         if sel.has(controls::DEFAULT_CONTROL) && !restart::process_verdict(&r)? {
@@ -443,7 +480,7 @@ fn apply_into(
     }
     let opts = Options {
         offline: true,
-        ..o.eval.options()
+        ..eval.options()
     };
     // Writes change contents, never which unit files exist: reuse the layout, as the proof does.
     let layout = ev.service.layout.clone();
@@ -471,7 +508,7 @@ fn apply_into(
     let (Some(sd), Some(r)) = (&sd, &o.restart) else {
         // Written, not restarted: with no kubelet running (read from /proc), the next start
         // uses the new files; otherwise the running one still has the old settings.
-        let idle = !o.eval.offline && ev.running.is_none();
+        let idle = !eval.offline && ev.running.is_none();
         out.restart = Some(restart_done);
         if idle {
             out.set(Verdict::Changed, 0);

@@ -40,6 +40,15 @@ pub struct SavedPlan {
     pub unit: String,
     pub daemon_reload: bool,
     pub files: Vec<SavedFile>,
+    /// The controls it was made for (`--control`, as ids) and their benchmark; absent: the
+    /// first control alone. `apply --plan` judges and verifies the same ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<String>,
+    /// The controls were named one by one (opt-in fixes may be in the plan), not `all`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub named: bool,
 }
 
 /// The root as an absolute path with symlinks resolved (as given when that fails).
@@ -58,13 +67,27 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 impl SavedPlan {
+    /// The selection it was made with: `None` for the first control alone.
+    pub fn selection(&self) -> std::result::Result<Option<crate::controls::Selection>, String> {
+        let Some(ids) = &self.controls else {
+            return Ok(None);
+        };
+        let mut sel = crate::controls::select(Some(&ids.join(",")), self.benchmark.as_deref())?;
+        sel.explicit = self.named;
+        Ok(Some(sel))
+    }
+
     pub fn from_plan(
         unit: &str,
         p: &Plan,
         node: Option<&str>,
         root: &std::path::Path,
+        sel: &crate::controls::Selection,
     ) -> SavedPlan {
         SavedPlan {
+            controls: (!sel.default).then(|| sel.ids.iter().map(|i| i.to_string()).collect()),
+            benchmark: (!sel.default).then(|| sel.benchmark.to_string()),
+            named: !sel.default && sel.explicit,
             format: FORMAT,
             tool_version: env!("CARGO_PKG_VERSION").into(),
             node: node.map(str::to_string),

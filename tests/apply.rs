@@ -1028,3 +1028,63 @@ fn a_saved_plan_is_checked_first_and_only_for_its_node_and_root() {
         text(&o)
     );
 }
+
+/// A plan saved with `--control` is applied with those controls: the saved file names them,
+/// `apply --plan` without --control adopts them (and verifies each fixed control on the
+/// written files), and a different --control is refused before anything is written.
+#[test]
+fn a_saved_plan_keeps_its_controls() {
+    let t = node("controls-legacy-flags");
+    let saved = t.path().join("controls.plan.json");
+    let controls = "read-only-port,make-iptables-util-chains,rotate-server-certificates";
+    let o = run(
+        t.path(),
+        &[
+            "plan",
+            "--offline",
+            "--control",
+            controls,
+            "--out",
+            saved.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(
+        plan["controls"],
+        serde_json::json!([
+            "read-only-port",
+            "make-iptables-util-chains",
+            "rotate-server-certificates"
+        ])
+    );
+    let before = snapshot(t.path());
+    let o = run(
+        t.path(),
+        &[
+            "apply",
+            "--yes",
+            "--no-restart",
+            "--control",
+            "read-only-port",
+            "--plan",
+            saved.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("was made with --control"), "{}", text(&o));
+    assert_eq!(
+        before,
+        snapshot(t.path()),
+        "refused before anything was written"
+    );
+    let o = apply_saved(t.path(), &saved);
+    assert!(matches!(o.status.code(), Some(0 | 2)), "{}", text(&o));
+    let env = std::fs::read_to_string(t.path().join("etc/default/kubelet")).unwrap();
+    assert!(env.contains("--read-only-port=0 "), "{env}");
+    assert!(
+        !env.contains("make-iptables") && !env.contains("RotateKubeletServerCertificate"),
+        "{env}"
+    );
+}
