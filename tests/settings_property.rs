@@ -340,3 +340,87 @@ proptest! {
         }
     }
 }
+
+/// A Judgement made of the stand-in's values, so the controls' own predicates judge what the
+/// kubelet's libraries computed.
+fn judgement_of(theirs: &serde_json::Value) -> kubelet_remediate::effective::Judgement {
+    use kubelet_remediate::effective::{Effective, Judgement, Layer};
+    use kubelet_remediate::settings::{self, FlagType, Value};
+    let settings = settings::SETTINGS
+        .iter()
+        .map(|(id, s)| {
+            let v = &theirs[*id];
+            let value = match s.ty {
+                FlagType::Bool => Value::Bool(v.as_bool().unwrap()),
+                FlagType::Int32 | FlagType::Int64 => Value::Int(v.as_i64().unwrap()),
+                FlagType::Duration => {
+                    Value::Duration(settings::parse_duration(v.as_str().unwrap()).unwrap())
+                }
+                FlagType::String => Value::Str(v.as_str().unwrap().to_string()),
+                FlagType::StringSlice => Value::List(
+                    v.as_array()
+                        .map(|a| a.iter().map(|i| i.as_str().unwrap().to_string()).collect()),
+                ),
+                FlagType::MapStringBool => Value::Map(
+                    v.as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(k, b)| (k.clone(), b.as_bool().unwrap()))
+                        .collect(),
+                ),
+            };
+            Effective {
+                id,
+                setting: s,
+                value: Ok(value),
+                source: Layer::Default,
+                places: Vec::new(),
+            }
+        })
+        .collect();
+    Judgement {
+        settings,
+        refused: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(96), ..ProptestConfig::default() })]
+
+    /// `plan --control all` on a random layout: after its edits are written, the kubelet's own
+    /// libraries (the Go stand-in) start the kubelet, and every control the plan said it fixes
+    /// passes on what they compute.
+    #[test]
+    fn every_fix_holds_for_the_kubelet_libraries(l in layout()) {
+        if common::kubelet_go::skip() {
+            return Ok(());
+        }
+        let bin = common::kubelet_go::binary();
+        let t = tempfile::tempdir().unwrap();
+        build(t.path(), &l);
+        let fs = kubelet_remediate::root::NodeFs::new(t.path());
+        let eval = kubelet_remediate::flow::Eval {
+            offline: true,
+            controls: kubelet_remediate::controls::select(Some("all"), None).unwrap(),
+            ..Default::default()
+        };
+        let Ok((_, report, plan)) = kubelet_remediate::flow::evaluate(&fs, &eval) else {
+            return Ok(());
+        };
+        if plan.changes.is_empty() {
+            return Ok(());
+        }
+        for c in &plan.changes {
+            std::fs::write(t.path().join(c.path.trim_start_matches('/')), c.after.as_bytes()).unwrap();
+        }
+        let ev = kubelet_remediate::evidence::gather(&fs, &kubelet_remediate::evidence::Options { unit: None, offline: true }).unwrap();
+        let (_, theirs) = common::kubelet_go::judge_all(&bin, t.path(), "/", &ev.argv_text());
+        let theirs = theirs.expect("the kubelet's libraries start the edited node");
+        let j = judgement_of(&theirs);
+        for c in report.controls.iter().filter(|c| c.fixable) {
+            let row = kubelet_remediate::controls::get(c.id).unwrap();
+            let (pass, value) = kubelet_remediate::controls::evaluate(row, &j, "cis-1.12");
+            prop_assert!(pass, "{} was fixed, but the kubelet's libraries compute {}", c.id, value);
+        }
+    }
+}
