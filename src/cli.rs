@@ -13,7 +13,7 @@ use std::time::Duration;
 #[command(
     name = "kubelet-remediate",
     version = crate::outcome::LONG_VERSION,
-    about = "Find and fix what keeps the kubelet's makeIPTablesUtilChains from being true (CIS 4.2.7 / 4.2.6 / 3.2.6)",
+    about = "Find and fix what keeps the kubelet from passing the CIS kubelet controls (by default makeIPTablesUtilChains, CIS 4.2.7 / 4.2.6 / 3.2.6; --control all: every 4.2 setting)",
     after_help = EXIT_STATUS
 )]
 pub struct Cli {
