@@ -625,7 +625,10 @@ impl Terminal {
                 let mut t = report.to_text_without_changes(self.color);
                 t += &format!("\napplying the saved plan {}:\n", path.display());
                 for c in *changes {
-                    t += &plan::unified(&c.path, &c.before, &c.after);
+                    t += &crate::meta::header(&c.path, &c.meta);
+                    if c.before != c.after {
+                        t += &plan::unified(&c.path, &c.before, &c.after);
+                    }
                 }
                 t
             }

@@ -7,6 +7,7 @@
 
 use crate::effective::{Judgement, Layer, Role};
 use crate::evidence::Evidence;
+use crate::files::{Check, Facts, FileRule, Which};
 use crate::settings::Value;
 use serde::Serialize;
 use serde_json::json;
@@ -80,6 +81,8 @@ pub enum Fix {
     OptIn(AutoFix),
     /// A person chooses the value: advice only.
     Advice,
+    /// A 4.1 file control: chmod to `current & allowed`, chown 0:0 (`files.rs`); no restart.
+    File,
 }
 
 /// A fix by removing (or rewriting) the places that make a control fail.
@@ -136,21 +139,7 @@ impl FixCtx<'_> {
     /// The last value the kubelet's command line gives a flag outside the settings table
     /// (`--kubeconfig`), in either form.
     pub fn flag(&self, name: &str) -> Option<String> {
-        let argv = &self.ev.argv;
-        let mut found = None;
-        for (i, a) in argv.iter().enumerate() {
-            let Some(body) = a.value.text.strip_prefix("--") else {
-                continue;
-            };
-            let (n, v) = match body.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (body, None),
-            };
-            if n.replace('_', "-") == name {
-                found = v.or_else(|| argv.get(i + 1).map(|a| a.value.text.clone()));
-            }
-        }
-        found
+        self.ev.flag(name)
     }
 
     /// How the user of a kubeconfig authenticates: `cert` (a client certificate), a token kind
@@ -264,10 +253,12 @@ impl FixCtx<'_> {
     }
 }
 
-/// The effective values a control reads, and the benchmark it is judged under.
+/// The effective values a control reads, and the benchmark it is judged under; for a 4.1
+/// control, its rule and the files' metadata.
 pub struct Ctx<'a> {
     pub j: &'a Judgement,
     pub benchmark: &'a str,
+    pub file: Option<(&'a FileRule, &'a Facts)>,
 }
 
 impl Ctx<'_> {
@@ -301,6 +292,17 @@ impl Ctx<'_> {
             .map_or(serde_json::Value::Null, Value::to_json)
     }
 
+    /// A 4.1 control: every file it covers passes its rule.
+    fn files_pass(&self) -> bool {
+        self.file.is_some_and(|(r, f)| r.passes(f, self.benchmark))
+    }
+
+    /// A 4.1 control's value: `{"path", "mode", "owner"}` per file.
+    fn files_value(&self) -> serde_json::Value {
+        self.file
+            .map_or(serde_json::Value::Null, |(r, f)| r.value(f))
+    }
+
     /// The RotateKubeletServerCertificate gate as set (`None`: unset, its default true).
     fn gate(&self) -> Option<bool> {
         match self.value("feature-gates")? {
@@ -326,12 +328,15 @@ pub struct Control {
     pub fix: Fix,
     /// What to do when it fails (the facts doc's safe fix, or why there is none).
     pub advice: &'static str,
-    /// What kube-bench concludes when nothing sets it (§3), for the disagreement note.
+    /// What kube-bench concludes when nothing sets it (§3), for the disagreement note; for a
+    /// 4.1 control, which file kube-bench stats instead (§4).
     pub kube_bench_when_unset: &'static str,
     /// The text kube-bench compares the first flag's value or the --config value with (§1.7:
     /// a string compare), when it compares one: where the kubelet reads the text differently
     /// (`00`, `f`, `0s`, a defaulted `0`), the advice says so.
     pub kube_bench_text: Option<&'static str>,
+    /// A 4.1 file control: which of the kubelet's files, and what of them (`settings` is empty).
+    pub file: Option<FileRule>,
 }
 
 /// The cipher suites the CIS benchmarks allow (§3.12); cis-1.12 drops the two `TLS_RSA_*`.
@@ -373,8 +378,191 @@ fn event_qps_zero(benchmark: &str) -> bool {
     )
 }
 
-/// The table, in the benchmarks' order.
+// The 4.1 file controls' allowed modes (§4: kube-bench's bitmask per profile); a benchmark
+// without the check is judged by cis-1.12's.
+fn service_mode(b: &str) -> u32 {
+    match b {
+        "cis-1.20" | "cis-1.23" => 0o644,
+        _ => 0o600,
+    }
+}
+
+fn kubeconfig_mode(b: &str) -> u32 {
+    match b {
+        "cis-1.20" | "cis-1.23" => 0o644,
+        b if !b.starts_with("cis-") => 0o644,
+        _ => 0o600,
+    }
+}
+
+fn client_ca_mode(b: &str) -> u32 {
+    match b {
+        "cis-1.7" | "cis-1.8" | "cis-1.9" | "cis-1.10" | "cis-1.24" => 0o600,
+        _ => 0o644,
+    }
+}
+
+fn config_mode(b: &str) -> u32 {
+    match b {
+        "cis-1.20" | "cis-1.23" | "gke-1.9.0" => 0o644,
+        b if b.starts_with("eks-") || b.starts_with("aks-") => 0o644,
+        _ => 0o600,
+    }
+}
+
+const CIS_ALL: &[&str] = &[
+    "cis-1.7", "cis-1.8", "cis-1.9", "cis-1.10", "cis-1.11", "cis-1.12", "cis-1.20", "cis-1.23",
+    "cis-1.24",
+];
+const MANAGED_ALL: &[&str] = &[
+    "eks-1.5.0",
+    "eks-1.7.0",
+    "eks-1.8.0",
+    "aks-1.7",
+    "aks-1.8",
+    "gke-1.6.0",
+    "gke-1.9.0",
+];
+// 4.1.9/4.1.10 are Manual in cis-1.7 and cis-1.24 (§2).
+const CONFIG_MANUAL: &[&str] = &["cis-1.7", "cis-1.24"];
+const CONFIG_AUTOMATED: &[&str] = &[
+    "cis-1.8", "cis-1.9", "cis-1.10", "cis-1.11", "cis-1.12", "cis-1.20", "cis-1.23",
+];
+
+/// A 4.1 control's row: its rule, judged on the files (`files.rs`), fixed by chmod or chown.
+#[allow(clippy::too_many_arguments)]
+const fn file_control(
+    id: &'static str,
+    passes_when: &'static str,
+    title: &'static str,
+    cis: &'static [Cis],
+    files: Which,
+    check: Check,
+    advice: &'static str,
+    kube_bench: &'static str,
+) -> Control {
+    Control {
+        id,
+        passes_when,
+        title,
+        cis,
+        settings: &[],
+        passes: |c| c.files_pass(),
+        value: |c| c.files_value(),
+        fix: Fix::File,
+        advice,
+        kube_bench_when_unset: kube_bench,
+        kube_bench_text: None,
+        file: Some(FileRule { files, check }),
+    }
+}
+
+const fn mode(allowed: fn(&str) -> u32) -> Check {
+    Check::Mode {
+        allowed,
+        opt_in_drops: 0,
+    }
+}
+
+const KUBE_BENCH_SERVICE: &str = "kube-bench stats the first existing path of its fixed list ($kubeletsvc: /etc/systemd/system/kubelet.service.d/10-kubeadm.conf, then /etc/systemd/system/kubelet.service, /lib/systemd/system/kubelet.service), not the files systemd loads (current kubeadm packages keep the drop-in under /usr/lib)";
+const KUBE_BENCH_KUBECONFIG: &str = "kube-bench stats the first existing path of its fixed list ($kubeletkubeconfig: /etc/kubernetes/kubelet.conf first), not the kubelet's --kubeconfig; the gke profiles stat the kube-proxy kubeconfig";
+const KUBE_BENCH_CA: &str = "kube-bench takes the CA from a --client-ca-file= flag in ps (the = form only), else the first existing path of its fixed list; it never reads clientCAFile from the config file";
+const KUBE_BENCH_CONFIG: &str = "kube-bench stats the first existing path of its fixed list ($kubeletconf; aks-1.7 stats /etc/kubernetes/azure.json, gke-1.6.0 /home/kubernetes/kubelet-config.yaml), not the kubelet's --config, and never the --config-dir drop-ins";
+
+/// The table: the 4.1 file controls, then the 4.2 settings, each in the benchmarks' order.
 pub const CONTROLS: &[Control] = &[
+    file_control(
+        "service-file-mode",
+        "every unit file's mode within 600 (644 in cis-1.20/1.23)",
+        "Ensure that the kubelet service file permissions are set to 600 or more restrictive",
+        &[cis(CIS_ALL, "4.1.1", true)],
+        Which::Unit,
+        mode(service_mode),
+        "chmod the kubelet unit's fragment and drop-ins to 600 (only the extra bits are dropped); systemd reads them as root, so nothing else needs them",
+        KUBE_BENCH_SERVICE,
+    ),
+    file_control(
+        "service-file-owner",
+        "every unit file owned by 0:0",
+        "Ensure that the kubelet service file ownership is set to root:root",
+        &[cis(CIS_ALL, "4.1.2", true)],
+        Which::Unit,
+        Check::Owner,
+        "chown 0:0 the kubelet unit's fragment and drop-ins",
+        KUBE_BENCH_SERVICE,
+    ),
+    file_control(
+        "kubeconfig-file-mode",
+        "the `--kubeconfig` mode within 600 (644 in cis-1.20/1.23, eks, aks, gke)",
+        "Ensure that the --kubeconfig kubelet.conf file permissions are set to 600 or more restrictive",
+        &[cis(CIS_ALL, "4.1.5", true), cis(MANAGED_ALL, "3.1.1", true)],
+        Which::Kubeconfig,
+        mode(kubeconfig_mode),
+        "chmod the kubelet's --kubeconfig to 600 (644 where the benchmark allows it); it holds the kubelet's credentials, which only the kubelet (root) reads",
+        KUBE_BENCH_KUBECONFIG,
+    ),
+    file_control(
+        "kubeconfig-file-owner",
+        "the `--kubeconfig` owned by 0:0",
+        "Ensure that the --kubeconfig kubelet.conf file ownership is set to root:root",
+        &[cis(CIS_ALL, "4.1.6", true), cis(MANAGED_ALL, "3.1.2", true)],
+        Which::Kubeconfig,
+        Check::Owner,
+        "chown 0:0 the kubelet's --kubeconfig",
+        KUBE_BENCH_KUBECONFIG,
+    ),
+    file_control(
+        "client-ca-file-mode",
+        "the client CA's mode within 644 (600 in cis-1.7 to 1.10 and 1.24)",
+        "Ensure that the certificate authorities file permissions are set to 644 or more restrictive",
+        &[cis(CIS_ALL, "4.1.7", false)],
+        Which::ClientCa,
+        // §4: below 644 other local readers of the CA (kube-proxy, agents) may lose it.
+        Check::Mode {
+            allowed: client_ca_mode,
+            opt_in_drops: 0o044,
+        },
+        "chmod the client CA file (the effective clientCAFile) to the benchmark's mode; going below 644 takes read access from other local readers (kube-proxy, monitoring agents), so that fix is made only when the control is named",
+        KUBE_BENCH_CA,
+    ),
+    file_control(
+        "client-ca-file-owner",
+        "the client CA owned by 0:0",
+        "Ensure that the client certificate authorities file ownership is set to root:root",
+        &[cis(CIS_ALL, "4.1.8", false)],
+        Which::ClientCa,
+        Check::Owner,
+        "chown 0:0 the client CA file (the effective clientCAFile)",
+        KUBE_BENCH_CA,
+    ),
+    file_control(
+        "config-file-mode",
+        "`--config` and each `--config-dir` drop-in within 600 (644 in cis-1.20/1.23, eks, aks, gke-1.9.0)",
+        "If the kubelet config.yaml configuration file is being used validate permissions set to 600 or more restrictive",
+        &[
+            cis(CONFIG_MANUAL, "4.1.9", false),
+            cis(CONFIG_AUTOMATED, "4.1.9", true),
+            cis(MANAGED_ALL, "3.1.3", true),
+        ],
+        Which::Config,
+        mode(config_mode),
+        "chmod the --config file and each --config-dir drop-in to the benchmark's mode; kubeadm and nodeadm rewrite these files with os.WriteFile, which keeps an existing file's mode, so the chmod survives their rewrites (not a re-image)",
+        KUBE_BENCH_CONFIG,
+    ),
+    file_control(
+        "config-file-owner",
+        "`--config` and each `--config-dir` drop-in owned by 0:0",
+        "If the kubelet config.yaml configuration file is being used validate file ownership is set to root:root",
+        &[
+            cis(CONFIG_MANUAL, "4.1.10", false),
+            cis(CONFIG_AUTOMATED, "4.1.10", true),
+            cis(MANAGED_ALL, "3.1.4", true),
+        ],
+        Which::Config,
+        Check::Owner,
+        "chown 0:0 the --config file and each --config-dir drop-in",
+        KUBE_BENCH_CONFIG,
+    ),
     Control {
         id: "anonymous-auth",
         passes_when: "anonymous auth is false",
@@ -408,6 +596,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set authentication.anonymous.enabled: false in the --config file (or --anonymous-auth=false without one), and remove any --anonymous-auth=true; first make sure the API server can still authenticate to the kubelet (a client CA file with its CA, or webhook authentication), or kubectl logs/exec and metrics scrapers get 401",
         kube_bench_when_unset: "FAIL (it needs the flag or key to read false; with a --config file the kubelet's default is already false)",
         kube_bench_text: Some("false"),
+        file: None,
     },
     Control {
         id: "authorization-mode",
@@ -456,6 +645,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "use authorization.mode: Webhook (the default with a --config file) and drop --authorization-mode=AlwaysAllow; Webhook sends a SubjectAccessReview per request, so the API server's kubelet-client identity needs RBAC (kubeadm binds system:kubelet-api-admin), bearer tokens need webhook authentication and client certificates a client CA file",
         kube_bench_when_unset: "FAIL (it needs the flag or key; with a --config file the kubelet runs Webhook)",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "client-ca-file",
@@ -473,6 +663,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set authentication.x509.clientCAFile to the cluster CA the API server's kubelet client certificate is signed by (kubeadm and EKS: /etc/kubernetes/pki/ca.crt, AKS: /etc/kubernetes/certs/ca.crt); the file must exist and hold a PEM certificate or the kubelet exits",
         kube_bench_when_unset: "FAIL",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "read-only-port",
@@ -497,6 +688,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "remove --read-only-port=N when a --config file is in use (its default is 0) or set readOnlyPort: 0; without a config file add --read-only-port=0. Consumers of :10255 (old metrics agents) stop working",
         kube_bench_when_unset: "PASS in the CIS profiles (a false pass without a --config file, where the kubelet serves 10255), FAIL in eks/aks",
         kube_bench_text: Some("0"),
+        file: None,
     },
     Control {
         id: "streaming-connection-idle-timeout",
@@ -522,6 +714,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "remove every zero (a flag, a --config-dir drop-in) so the 4h default applies; a zero in the --config file is already replaced by 4h when the kubelet loads it. kube-bench compares the text with \"0\": it passes 0s and fails a literal 0 in --config",
         kube_bench_when_unset: "PASS",
         kube_bench_text: Some("0"),
+        file: None,
     },
     Control {
         id: "make-iptables-util-chains",
@@ -539,6 +732,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "remove --make-iptables-util-chains=false (the default is true) or set makeIPTablesUtilChains: true",
         kube_bench_when_unset: "PASS",
         kube_bench_text: Some("true"),
+        file: None,
     },
     Control {
         id: "hostname-override",
@@ -575,6 +769,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "removing --hostname-override renames the node unless the value equals the host name (trimmed, lowercased): a new Node registers and the old one goes NotReady; on EKS the name must stay the EC2 private DNS name, so keep it there and record the exception",
         kube_bench_when_unset: "PASS (an empty --hostname-override= is unset for the kubelet but present for kube-bench: WARN)",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "event-qps",
@@ -600,6 +795,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "the cis-1.20/1.23, aks and gke-1.6.0 profiles pass only eventRecordQPS: 0 (the default is 50): setting 0 may lower event throughput, so choose it deliberately; every other profile passes any value >= 0",
         kube_bench_when_unset: "PASS in cis-1.7 to 1.12 and 1.24, FAIL where exactly 0 is required",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "tls-cert-file",
@@ -616,6 +812,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set tlsCertFile and tlsPrivateKeyFile to a serving certificate signed by a CA the API server trusts; without them the kubelet serves a self-signed one (serverTLSBootstrap: true with approved serving CSRs meets the intent, though kube-bench still warns)",
         kube_bench_when_unset: "WARN",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "rotate-certificates",
@@ -660,6 +857,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set rotateCertificates: true when the kubelet's kubeconfig authenticates with a client certificate (or a --bootstrap-kubeconfig is given) and client CSRs are approved; never on a token or exec-plugin kubeconfig (EKS), where the kubelet would drop its token",
         kube_bench_when_unset: "PASS (a false pass: unset is false for the kubelet)",
         kube_bench_text: Some("true"),
+        file: None,
     },
     Control {
         id: "rotate-server-certificates",
@@ -689,6 +887,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "remove RotateKubeletServerCertificate=false from --feature-gates or featureGates (the gate defaults to true); to actually rotate the serving certificate also set serverTLSBootstrap: true together with an approver for kubelet-serving CSRs",
         kube_bench_when_unset: "PASS in the CIS profiles, FAIL in eks/aks/gke (they need the gate written as true)",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "tls-cipher-suites",
@@ -718,6 +917,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set tlsCipherSuites to the benchmark's list (or keep only its entries); clients that need CBC or RSA key exchange then fail to connect",
         kube_bench_when_unset: "WARN",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "pod-max-pids",
@@ -731,6 +931,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set podPidsLimit to a positive per-pod limit that fits the workloads (-1, the default, means no per-pod limit); kube-bench passes any value, -1 included",
         kube_bench_when_unset: "FAIL",
         kube_bench_text: None,
+        file: None,
     },
     Control {
         id: "protect-kernel-defaults",
@@ -762,6 +963,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set protectKernelDefaults: true only after vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys=1000000 and kernel.keys.root_maxbytes=25000000 are set and persisted in /etc/sysctl.d: otherwise the kubelet exits at its next start",
         kube_bench_when_unset: "FAIL",
         kube_bench_text: Some("true"),
+        file: None,
     },
     Control {
         id: "seccomp-default",
@@ -775,6 +977,7 @@ pub const CONTROLS: &[Control] = &[
         advice: "set seccompDefault: true after checking that workloads run under the RuntimeDefault seccomp profile (pods needing blocked syscalls must set their own profile); kube-bench only checks that the flag or key is present",
         kube_bench_when_unset: "WARN",
         kube_bench_text: None,
+        file: None,
     },
 ];
 
@@ -792,9 +995,30 @@ impl Control {
             .map(|c| (c.id, c.automated))
     }
 
+    /// The fix column: what this version does about it failing.
+    pub fn fix_text(&self) -> &'static str {
+        match self.file {
+            Some(FileRule {
+                check: Check::Mode { opt_in_drops, .. },
+                ..
+            }) if opt_in_drops != 0 => {
+                "automatic (chmod, no restart); opt-in when named where it takes read access away"
+            }
+            Some(FileRule {
+                check: Check::Mode { .. },
+                ..
+            }) => "automatic (chmod, no restart)",
+            Some(FileRule {
+                check: Check::Owner,
+                ..
+            }) => "automatic (chown, no restart)",
+            None => fix_word(self.fix),
+        }
+    }
+
     /// The benchmark whose rule judges it: the chosen one, or cis-1.12 when the chosen one
     /// lacks the control.
-    fn rule_benchmark<'b>(&self, benchmark: &'b str) -> &'b str {
+    pub fn rule_benchmark<'b>(&self, benchmark: &'b str) -> &'b str {
         if self.cis_in(benchmark).is_some() {
             benchmark
         } else {
@@ -803,12 +1027,18 @@ impl Control {
     }
 }
 
-/// Whether `c` passes on these values under `benchmark` (a benchmark without the control: by
-/// the cis-1.12 rule), and its record value.
-pub fn evaluate(c: &Control, j: &Judgement, benchmark: &str) -> (bool, serde_json::Value) {
+/// Whether `c` passes on these values (a 4.1 control: on these files) under `benchmark` (a
+/// benchmark without the control: by the cis-1.12 rule), and its record value.
+pub fn evaluate(
+    c: &Control,
+    j: &Judgement,
+    facts: &Facts,
+    benchmark: &str,
+) -> (bool, serde_json::Value) {
     let ctx = Ctx {
         j,
         benchmark: c.rule_benchmark(benchmark),
+        file: c.file.as_ref().map(|r| (r, facts)),
     };
     ((c.passes)(&ctx), (c.value)(&ctx))
 }
@@ -999,18 +1229,85 @@ fn text(ev: &Evidence, layer: Layer) -> String {
 /// Judge the selected controls on the node's files (`j`) and, when a kubelet runs, on what it
 /// was started with (`running`): a control passes only when both pass. `planned` says which
 /// controls the plan's edits fix.
+/// The 4.1 controls are judged on `facts`, the files as they are (no restart involved).
 pub fn judge(
     ev: &Evidence,
     j: &Judgement,
     running: Option<&Judgement>,
+    facts: &Facts,
     sel: &Selection,
     planned: &dyn Fn(&str) -> bool,
 ) -> Vec<ControlReport> {
     sel.ids
         .iter()
         .filter_map(|id| get(id))
-        .map(|c| one(ev, j, running, sel, c, planned(c.id)))
+        .map(|c| match &c.file {
+            Some(rule) => one_file(sel, c, rule, facts, planned(c.id)),
+            None => one(ev, j, running, sel, c, planned(c.id)),
+        })
         .collect()
+}
+
+/// The CIS id and automation of `c` in the selection's benchmark.
+fn cis_of(c: &Control, sel: &Selection) -> (Option<&'static str>, Option<bool>) {
+    match c.cis_in(sel.benchmark) {
+        Some((id, a)) => (Some(id), Some(a)),
+        None => (None, None),
+    }
+}
+
+/// A 4.1 control: its files' metadata against the rule. A file that is not a regular file
+/// (or cannot be looked at) is an error, never a pass: something unexpected stands there.
+fn one_file(
+    sel: &Selection,
+    c: &'static Control,
+    rule: &FileRule,
+    facts: &Facts,
+    planned: bool,
+) -> ControlReport {
+    let bench = c.rule_benchmark(sel.benchmark);
+    let (cis, automated) = cis_of(c, sel);
+    let status = if rule.undecidable(facts) {
+        Status::Error
+    } else if rule.passes(facts, bench) {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    let mut advice = rule.notes(facts, bench);
+    if facts.of(rule.files).is_empty() {
+        advice.push(format!(
+            "the kubelet names no {}: nothing to protect",
+            rule.files.what().trim_start_matches("the ")
+        ));
+    }
+    if bench != sel.benchmark {
+        advice.push(format!(
+            "{} has no such control: judged by the {DEFAULT_BENCHMARK} rule",
+            sel.benchmark
+        ));
+    }
+    if status == Status::Fail {
+        if !planned {
+            advice.push(c.advice.to_string());
+        }
+        advice.push(c.kube_bench_when_unset.to_string());
+    }
+    ControlReport {
+        id: c.id,
+        cis,
+        automated,
+        title: c.title,
+        status,
+        effective: EffectiveOut {
+            value: rule.value(facts),
+            source: None,
+        },
+        fixable: status == Status::Fail && planned,
+        findings: Vec::new(),
+        advice,
+        restart_needed: false,
+    }
 }
 
 fn one(
@@ -1022,11 +1319,12 @@ fn one(
     planned: bool,
 ) -> ControlReport {
     let rule = c.rule_benchmark(sel.benchmark);
-    let ctx = Ctx { j, benchmark: rule };
-    let (cis, automated) = match c.cis_in(sel.benchmark) {
-        Some((id, a)) => (Some(id), Some(a)),
-        None => (None, None),
+    let ctx = Ctx {
+        j,
+        benchmark: rule,
+        file: None,
     };
+    let (cis, automated) = cis_of(c, sel);
     let mut advice = Vec::new();
     let mut findings = Vec::new();
     let mut decided = None;
@@ -1053,28 +1351,32 @@ fn one(
             }
         }
     }
-    let status =
-        if j.refused.is_some() {
-            Status::Refused
-        } else if !(c.passes)(&ctx) {
-            Status::Fail
-        } else if let Some(r) = running
-            && (r.refused.is_some()
-                || !(c.passes)(&Ctx {
-                    j: r,
-                    benchmark: rule,
-                }))
-        {
-            advice.push(format!(
+    let status = if j.refused.is_some() {
+        Status::Refused
+    } else if !(c.passes)(&ctx) {
+        Status::Fail
+    } else if let Some(r) = running
+        && (r.refused.is_some()
+            || !(c.passes)(&Ctx {
+                j: r,
+                benchmark: rule,
+                file: None,
+            }))
+    {
+        advice.push(format!(
             "the files pass, but the running kubelet was started with {}: restart {} to apply them",
-            (c.value)(&Ctx { j: r, benchmark: rule }),
+            (c.value)(&Ctx {
+                j: r,
+                benchmark: rule,
+                file: None
+            }),
             ev.service.layout.name
         ));
-            restart_needed = true;
-            Status::Fail
-        } else {
-            Status::Pass
-        };
+        restart_needed = true;
+        Status::Fail
+    } else {
+        Status::Pass
+    };
     if rule != sel.benchmark {
         advice.push(format!(
             "{} has no such control: judged by the {DEFAULT_BENCHMARK} rule",
@@ -1087,6 +1389,7 @@ fn one(
             // (An opt-in fix that was not asked for says so in its own advice line.)
             Fix::OptIn(_) => "",
             Fix::Advice => " (a person chooses the value: no automatic fix)",
+            Fix::File => "",
         };
         advice.push(format!("{}{how}", c.advice));
     }
@@ -1277,7 +1580,7 @@ pub fn list(benchmark: &str) -> Vec<Listed> {
                 automated,
                 title: c.title,
                 settings: c.settings,
-                fix: fix_word(c.fix),
+                fix: c.fix_text(),
                 advice: c.advice,
             }
         })
@@ -1293,6 +1596,7 @@ pub fn automated_word(automated: Option<bool>) -> Option<&'static str> {
 pub fn fix_word(f: Fix) -> &'static str {
     match f {
         Fix::Planned | Fix::Auto(_) => "automatic",
+        Fix::File => "automatic (chmod or chown, no restart)",
         Fix::OptIn(_) => "automatic when named (opt-in)",
         Fix::Advice => "advice",
     }
@@ -1317,9 +1621,9 @@ pub fn markdown_table() -> String {
             id("cis-1.24"),
             id("eks-1.8.0"),
             c.passes_when,
-            fix_word(c.fix)
+            c.fix_text()
         );
     }
-    o += "\n(M): Manual in that benchmark (kube-bench warns); otherwise Automated. seccomp-default is in cis-1.11 and cis-1.12 only; gke-1.9.0 has no kubelet 4.2 checks.\n";
+    o += "\n(M): Manual in that benchmark (kube-bench warns); otherwise Automated. seccomp-default is in cis-1.11 and cis-1.12 only; gke-1.9.0 has no kubelet 4.2 checks (only 3.1.1 to 3.1.4); 4.1.9 and 4.1.10 are Manual in cis-1.7. The 4.1 controls judge the files the kubelet's command line and config name (a symlink at its target); a fix changes mode or owner only, with no restart.\n";
     o
 }

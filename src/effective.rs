@@ -73,7 +73,7 @@ pub struct Effective {
 }
 
 /// Every setting of the table, in table order, and the first reason the kubelet refuses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Judgement {
     pub settings: Vec<Effective>,
     pub refused: Option<String>,

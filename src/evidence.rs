@@ -94,6 +94,26 @@ impl Evidence {
         owed.then_some(at)
     }
 
+    /// The last value the kubelet's command line gives a flag outside the settings table
+    /// (`--kubeconfig`), in either form (`--name=v`, `--name v`; `_` spelled as `-`).
+    pub fn flag(&self, name: &str) -> Option<String> {
+        let argv = &self.argv;
+        let mut found = None;
+        for (i, a) in argv.iter().enumerate() {
+            let Some(body) = a.value.text.strip_prefix("--") else {
+                continue;
+            };
+            let (n, v) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            if n.replace('_', "-") == name {
+                found = v.or_else(|| argv.get(i + 1).map(|a| a.value.text.clone()));
+            }
+        }
+        found
+    }
+
     pub fn argv_text(&self) -> Vec<String> {
         self.argv.iter().map(|a| a.value.text.clone()).collect()
     }

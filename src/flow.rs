@@ -213,10 +213,20 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
         .running
         .as_ref()
         .map(|r| effective::judge_running(&ev, r));
-    let first = controls::judge(&ev, &j, running.as_ref(), &e.controls, &|id| fixes(&p, id));
-    // The other controls' automatic fixes join the first one's in one proved plan.
-    let p = crate::fix::extend(fs, &opts, &ev, &j, &e.controls, &first, p);
-    let mut judged = controls::judge(&ev, &j, running.as_ref(), &e.controls, &|id| fixes(&p, id));
+    let facts = crate::files::gather(fs, &ev, &j);
+    let sel = &e.controls;
+    let first = controls::judge(&ev, &j, running.as_ref(), &facts, sel, &|id| fixes(&p, id));
+    // The other controls' automatic fixes join the first one's in one proved plan; the file
+    // controls' chmods and chowns join the changes of the files they touch.
+    let p = crate::fix::extend(fs, &opts, &ev, &j, sel, &first, p);
+    // Like the settings' fixes, nothing while the kubelet would refuse its settings: that is
+    // fixed first.
+    let p = if j.refused.is_none() {
+        crate::files::extend(fs, &ev, &facts, &first, sel, p)
+    } else {
+        p
+    };
+    let mut judged = controls::judge(&ev, &j, running.as_ref(), &facts, sel, &|id| fixes(&p, id));
     for (id, why) in &p.held {
         if let Some(c) = judged
             .iter_mut()
@@ -389,7 +399,8 @@ fn apply_into(
             ));
         }
         let j = effective::judge_running(&ev, &r);
-        passes(&j, &fixed, sel).map_err(|why| format!("the new kubelet (pid {pid}) {why}"))?;
+        passes(&j, None, &fixed, sel)
+            .map_err(|why| format!("the new kubelet (pid {pid}) {why}"))?;
         // With --control the change can touch authentication or TLS: a kubelet that stays
         // active but does not serve is not a success.
         match (&o.restart, sel.default) {
@@ -416,6 +427,7 @@ fn apply_into(
                     path: c.path.clone(),
                     before: c.before.clone(),
                     after: c.after.clone(),
+                    meta: c.meta.clone(),
                 })
                 .collect(),
             p.daemon_reload,
@@ -462,10 +474,13 @@ fn apply_into(
         return Ok(());
     }
 
+    // A mode or owner change needs no restart and no daemon-reload (systemd and the kubelet
+    // read the same bytes): only content, or a kubelet already behind its files, restarts.
+    let restart_due = changes.iter().any(|c| c.before != c.after) || report(out).restart.needed;
     // Reach systemd before writing anything: no connection, no change.
     let sd = match &o.restart {
-        Some(r) => Some(r.connect(fs)?),
-        None => None,
+        Some(r) if restart_due => Some(r.connect(fs)?),
+        _ => None,
     };
     restart_done.address = sd.as_ref().map(|s| s.address.clone());
     let saved = o.saved_plan.as_deref().map(|p| (p, &changes[..]));
@@ -496,8 +511,9 @@ fn apply_into(
                 Value::Refused(why) => return Err(why),
             }
         }
-        passes(&effective::judge(&ev), &fixed, sel)
-            .map_err(|why| format!("the written files: {why}"))
+        let j = effective::judge(&ev);
+        let facts = crate::files::gather(fs, &ev, &j);
+        passes(&j, Some(&facts), &fixed, sel).map_err(|why| format!("the written files: {why}"))
     };
     let t = Instant::now();
     let applied = txn::apply(fs, &changes, (&unit, daemon_reload), &o.backup_dir, &verify)?;
@@ -505,6 +521,17 @@ fn apply_into(
     out.warnings.extend(applied.warnings.iter().cloned());
     out.applied = Some(applied.clone());
 
+    if !restart_due {
+        out.set(
+            if needs_a_person(report(out)) {
+                Verdict::NonCompliant
+            } else {
+                Verdict::Changed
+            },
+            if needs_a_person(report(out)) { 2 } else { 0 },
+        );
+        return Ok(());
+    }
     let (Some(sd), Some(r)) = (&sd, &o.restart) else {
         // Written, not restarted: with no kubelet running (read from /proc), the next start
         // uses the new files; otherwise the running one still has the old settings.
@@ -594,15 +621,25 @@ fn healthz(j: &effective::Judgement, window: Duration) -> Result<(), String> {
     }
 }
 
-/// Every control in `ids` passes on these values (the kubelet starting at all).
-fn passes(j: &effective::Judgement, ids: &[&'static str], sel: &Selection) -> Result<(), String> {
+/// Every control in `ids` passes on these values (the kubelet starting at all); the 4.1
+/// controls on `facts`, and only when given (a process has no file modes).
+fn passes(
+    j: &effective::Judgement,
+    facts: Option<&crate::files::Facts>,
+    ids: &[&'static str],
+    sel: &Selection,
+) -> Result<(), String> {
     if let Some(why) = &j.refused {
         return Err(format!("would be refused: {why}"));
     }
+    let none = crate::files::Facts::default();
     for id in ids {
-        if let Some(c) = controls::get(id)
-            && !controls::evaluate(c, j, sel.benchmark).0
-        {
+        let Some(c) = controls::get(id) else { continue };
+        let facts = match (c.file.is_some(), facts) {
+            (true, None) => continue,
+            (_, f) => f.unwrap_or(&none),
+        };
+        if !controls::evaluate(c, j, facts, sel.benchmark).0 {
             return Err(format!("still fails {id}"));
         }
     }
@@ -717,14 +754,37 @@ fn saved_changes(
                 f.path
             )));
         };
-        if sha256_hex(current.as_bytes()) == f.sha256_after {
+        let planned = |why: String| Stop::Before(format!("--plan {shown}: {}: {why}", f.path));
+        f.meta.parsed().map_err(planned)?;
+        let meta = fs
+            .stat(&resolved)?
+            .map(|(_, m)| crate::meta::Meta::of(&m))
+            .ok_or_else(|| Stop::Before(format!("{}: missing", f.path)))?;
+        let meta_done = f.meta.is_empty() || f.meta.target(meta).map_err(planned)? == meta;
+        let content_done = sha256_hex(current.as_bytes()) == f.sha256_after;
+        if content_done && meta_done {
             continue;
         }
-        let after = saved.after(f, &current)?;
+        let after: std::sync::Arc<str> = if f.sha256_before == f.sha256_after {
+            // A mode or owner change: the content must still be what was planned.
+            saved.after(f, &current)?;
+            current.clone()
+        } else {
+            saved.after(f, &current)?.into()
+        };
+        if !f.meta.starts_at(meta).map_err(planned)? {
+            return Err(Stop::Before(format!(
+                "{}: its mode or owner changed since the plan was made (now {} {}): make a new plan",
+                f.path,
+                meta.mode_text(),
+                meta.owner_text()
+            )));
+        }
         changes.push(FileChange {
             path: resolved,
             before: current,
-            after: after.into(),
+            after,
+            meta: f.meta.clone(),
         });
     }
     Ok((changes, saved.daemon_reload))
@@ -1119,26 +1179,45 @@ fn control_checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<C
     let chosen: Vec<&controls::Control> =
         sel.ids.iter().filter_map(|id| controls::get(id)).collect();
     let mut checks = Vec::new();
+    // The 4.1 controls are about files, so only the files source (`facts`) judges them.
     let mut each = |source: &str,
                     judged: Result<&effective::Judgement, &str>,
+                    facts: Option<&crate::files::Facts>,
                     skip: &dyn Fn(&controls::Control) -> bool| {
         for c in &chosen {
-            if skip(c) {
+            if skip(c) || (c.file.is_some() && facts.is_none()) {
                 continue;
             }
-            let (value, detail) = match judged {
-                Ok(j) if j.refused.is_some() => (
-                    None,
-                    format!(
-                        "the kubelet would refuse to start: {}",
-                        j.refused.as_deref().unwrap_or("")
-                    ),
-                ),
-                Ok(j) => {
-                    let (pass, v) = controls::evaluate(c, j, sel.benchmark);
-                    (Some(pass), format!("{v}"))
+            let (value, detail) = match (judged, facts, &c.file) {
+                (_, Some(facts), Some(rule)) => {
+                    let (pass, v) =
+                        controls::evaluate(c, &Default::default(), facts, sel.benchmark);
+                    let undecidable = rule.undecidable(facts);
+                    (
+                        (!undecidable).then_some(pass),
+                        if undecidable {
+                            rule.notes(facts, c.rule_benchmark(sel.benchmark))
+                                .join("; ")
+                        } else {
+                            format!("{v}")
+                        },
+                    )
                 }
-                Err(why) => (None, why.to_string()),
+                (judged, ..) => match judged {
+                    Ok(j) if j.refused.is_some() => (
+                        None,
+                        format!(
+                            "the kubelet would refuse to start: {}",
+                            j.refused.as_deref().unwrap_or("")
+                        ),
+                    ),
+                    Ok(j) => {
+                        let (pass, v) =
+                            controls::evaluate(c, j, &Default::default(), sel.benchmark);
+                        (Some(pass), format!("{v}"))
+                    }
+                    Err(why) => (None, why.to_string()),
+                },
             };
             checks.push(Check {
                 source: source.to_string(),
@@ -1160,10 +1239,10 @@ fn control_checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<C
                             "{} changed since it started, so what it loaded cannot be read from disk (--configz reads it from the kubelet)",
                             r.changed_since_start.join(", ")
                         );
-                        each(&source, Err(&why), &none);
+                        each(&source, Err(&why), None, &none);
                     }
-                    Ok(r) => each(&source, Ok(&effective::judge_running(ev, &r)), &none),
-                    Err(why) => each(&source, Err(&why), &none),
+                    Ok(r) => each(&source, Ok(&effective::judge_running(ev, &r)), None, &none),
+                    Err(why) => each(&source, Err(&why), None, &none),
                 }
             }
             None if o.configz.is_none() => return Err(no_kubelet(o, &systemd_said)),
@@ -1183,14 +1262,16 @@ fn control_checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<C
             })
         };
         match &got {
-            Ok(j) => each(&source, Ok(j), &flag_only),
-            Err(why) => each(&source, Err(why), &flag_only),
+            Ok(j) => each(&source, Ok(j), None, &flag_only),
+            Err(why) => each(&source, Err(why), None, &flag_only),
         }
     }
     let files = effective::judge(ev);
+    let facts = crate::files::gather(fs, ev, &files);
     each(
         "the files on disk (what the next restart runs)",
         Ok(&files),
+        Some(&facts),
         &none,
     );
     Ok(checks)

@@ -65,6 +65,16 @@ pub struct Change {
     /// The span replacements that turn `before` into `after` (start, end, replacement).
     #[serde(skip)]
     pub edits: Vec<(usize, usize, String)>,
+    /// A mode or owner change (4.1 controls): `mode`/`owner` `{"from","to"}` in the record.
+    #[serde(flatten)]
+    pub meta: crate::meta::MetaChange,
+}
+
+impl Change {
+    /// Whether the content changes (not only the mode or owner): only then is a restart due.
+    pub fn edits_content(&self) -> bool {
+        !self.diff.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -216,6 +226,7 @@ pub fn changes(
                 .filter(|e| e.file == file)
                 .map(|e| (e.start, e.end, e.replacement.clone()))
                 .collect(),
+            meta: Default::default(),
         });
     }
     (out, daemon_reload)

@@ -198,7 +198,9 @@ impl Report {
                 .as_ref()
                 .is_none_or(|r| r.value == Some(true) && r.changed_since_start.is_empty());
         let mut advice = Vec::new();
-        if !file_ok || !plan.changes.is_empty() || ev.platform.managed() {
+        // What keeps an edit in place; a chmod or chown survives the platform's rewrites
+        // (os.WriteFile keeps an existing file's mode: docs/kubelet-controls.md §4).
+        if !file_ok || plan.changes.iter().any(Change::edits_content) || ev.platform.managed() {
             advice.extend(ev.platform.durability());
         }
         if !file_ok && let Outcome::Refused(why) = &v.outcome {
@@ -244,7 +246,7 @@ impl Report {
             restart: Restart {
                 unit: ev.service.layout.name.clone(),
                 daemon_reload: plan.daemon_reload,
-                needed: !plan.changes.is_empty()
+                needed: plan.changes.iter().any(Change::edits_content)
                     || (file_ok && !running_ok)
                     || restart_for_controls,
             },
@@ -434,7 +436,30 @@ impl Report {
                 Some(s) => format!("{} at {}:{}:{}", s.kind, s.path, s.line, s.column),
                 None => "the default".into(),
             };
-            o += &format!("        value: {} ({at})\n", c.effective.value);
+            let files = crate::controls::get(c.id).is_some_and(|x| x.file.is_some());
+            match c.effective.value.as_array() {
+                // A 4.1 control: one line per file, as `ls -l` would order it.
+                Some(list) if files => {
+                    if list.is_empty() {
+                        o += "        files: none\n";
+                    }
+                    for (i, f) in list.iter().enumerate() {
+                        let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
+                        o += &format!(
+                            "        {}{}  {}  {}{}\n",
+                            if i == 0 { "files: " } else { "       " },
+                            s("mode"),
+                            s("owner"),
+                            s("path"),
+                            f.get("named")
+                                .and_then(|n| n.as_str())
+                                .map(|n| format!(" (named {n})"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                _ => o += &format!("        value: {} ({at})\n", c.effective.value),
+            }
             for f in &c.findings {
                 o += &format!(
                     "        {}:{}:{}  {}  [{}]\n",
@@ -458,7 +483,16 @@ impl Report {
             o += "\nproposed change:\n";
             for c in &self.changes {
                 if let Some(via) = &c.via {
-                    o += &format!("# {via} is a symlink to {}: the target is edited\n", c.path);
+                    let how = if c.edits_content() {
+                        "edited"
+                    } else {
+                        "changed"
+                    };
+                    o += &format!("# {via} is a symlink to {}: the target is {how}\n", c.path);
+                }
+                for line in crate::meta::header(&c.path, &c.meta).lines() {
+                    o += &paint("1", line);
+                    o += "\n";
                 }
                 for line in c.diff.lines() {
                     let l = if line.starts_with("+++") || line.starts_with("---") {

@@ -179,6 +179,25 @@ impl NodeFs {
         Ok(Some((resolved, text.into())))
     }
 
+    /// What `path` is, followed inside the root (a symlink is judged at its target, never
+    /// outside the root): its resolved node path and metadata; `Ok(None)` when it does not
+    /// exist. The file is not opened, so a FIFO or a device is described, never read.
+    pub fn stat(&self, path: &str) -> Result<Option<(String, fs::Metadata)>> {
+        let resolved = self.resolve(path)?;
+        match fs::symlink_metadata(self.host_path(&resolved)) {
+            Ok(m) => Ok(Some((resolved, m))),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
     /// The raw target of `path` if it is itself a symlink (its parents are resolved in root).
     pub fn read_link(&self, path: &str) -> Result<Option<String>> {
         let (parent, name) = split_parent(path);

@@ -24,6 +24,10 @@ pub struct SavedFile {
     pub sha256_before: String,
     pub sha256_after: String,
     pub edits: Vec<SavedEdit>,
+    /// The mode or owner change (4.1 controls), from what the file had when planned: `apply
+    /// --plan` refuses a file whose mode or owner is no longer that.
+    #[serde(flatten)]
+    pub meta: crate::meta::MetaChange,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +114,7 @@ impl SavedPlan {
                             replacement: replacement.clone(),
                         })
                         .collect(),
+                    meta: c.meta.clone(),
                 })
                 .collect(),
         }

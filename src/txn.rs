@@ -27,6 +27,7 @@
 
 use crate::error::{Error, Result};
 use crate::inroot::{self, Dir};
+use crate::meta::{Meta, MetaChange};
 use crate::root::NodeFs;
 use crate::saved::sha256_hex;
 use crate::state::{self, PENDING_NAME, Pending, STATE_DIR};
@@ -85,12 +86,20 @@ fn fault(name: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One file to replace: its resolved node path, and its content before and after.
+/// One file to change: its resolved node path, its content before and after (the same when
+/// only its mode or owner changes), and the mode or owner change.
 #[derive(Debug, Clone)]
 pub struct FileChange {
     pub path: String,
     pub before: std::sync::Arc<str>,
     pub after: std::sync::Arc<str>,
+    pub meta: MetaChange,
+}
+
+impl FileChange {
+    fn edits_content(&self) -> bool {
+        self.before != self.after
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +111,23 @@ pub struct ManifestFile {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// The mode the apply gave the file, when it changed it (a 4.1 control); `backup` is empty
+    /// when only the mode or owner changed (the content is checked by digest, not copied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_after: Option<u32>,
+    /// The owner (uid, gid) the apply gave the file, when it changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_after: Option<(u32, u32)>,
+}
+
+impl ManifestFile {
+    fn original(&self) -> Meta {
+        Meta {
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,12 +294,6 @@ fn check_replaceable(path: &str, dir: &Dir, name: &str, file: &File, size: u64) 
     Ok(())
 }
 
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-}
-
 /// One file about to be replaced: its directory, held open, and the file as it is now.
 struct Target {
     dir: Dir,
@@ -304,12 +324,16 @@ fn target(root: &Dir, path: &str) -> Result<Target> {
 
 /// Preflight: every file still holds what was planned and can be replaced, and the backup
 /// directory has room. Nothing is written.
-fn preflight(root: &Dir, changes: &[FileChange], backups: &Dir) -> Result<Vec<(Target, Meta)>> {
+fn preflight(
+    root: &Dir,
+    changes: &[FileChange],
+    backups: &Dir,
+) -> Result<Vec<(Target, Meta, Meta)>> {
     let mut out = Vec::new();
     let mut backup_bytes = 0u64;
     for c in changes {
         let t = target(root, &c.path)?;
-        let meta = t.current.metadata().map_err(|e| io_err(&c.path, e))?;
+        let meta = Meta::of(&t.current.metadata().map_err(|e| io_err(&c.path, e))?);
         let now = t.content(&c.path)?;
         if now != c.before.as_bytes() {
             return Err(apply_err(format!(
@@ -317,16 +341,22 @@ fn preflight(root: &Dir, changes: &[FileChange], backups: &Dir) -> Result<Vec<(T
                 c.path
             )));
         }
-        check_replaceable(&c.path, &t.dir, &t.name, &t.current, c.after.len() as u64)?;
-        backup_bytes += c.before.len() as u64 + 4096;
-        out.push((
-            t,
-            Meta {
-                mode: meta.permissions().mode() & 0o7777,
-                uid: meta.uid(),
-                gid: meta.gid(),
-            },
-        ));
+        let planned = |why: String| apply_err(format!("{}: {why}", c.path));
+        if !c.meta.starts_at(meta).map_err(planned)? {
+            return Err(apply_err(format!(
+                "{}: its mode or owner changed since it was planned (now {} {}): make a new plan",
+                c.path,
+                meta.mode_text(),
+                meta.owner_text()
+            )));
+        }
+        let to = c.meta.target(meta).map_err(planned)?;
+        let size = if c.edits_content() { c.after.len() } else { 0 };
+        check_replaceable(&c.path, &t.dir, &t.name, &t.current, size as u64)?;
+        if c.edits_content() {
+            backup_bytes += c.before.len() as u64 + 4096;
+        }
+        out.push((t, meta, to));
     }
     let (free, ro) = backups.space().map_err(|e| io_err(&backups.node, e))?;
     if ro {
@@ -427,6 +457,24 @@ fn write_atomic(
         return Err(io_err(path, e));
     }
     Ok(())
+}
+
+/// Give the open file `f` (node path `path`) owner and mode `to`, through its descriptor: the
+/// file checked is the file changed, whatever is swapped into its path meanwhile. The owner
+/// first, then the mode: a chown clears setuid and setgid (chown(2)), the chmod sets exactly
+/// `to`.
+fn set_meta(path: &str, f: &File, to: Meta) -> Result<()> {
+    let now = Meta::of(&f.metadata().map_err(|e| io_err(path, e))?);
+    let fd = f.as_raw_fd();
+    // SAFETY: fchown/fchmod on a descriptor we own.
+    if (now.uid, now.gid) != (to.uid, to.gid) && unsafe { libc::fchown(fd, to.uid, to.gid) } != 0 {
+        return Err(io_err(path, std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fchmod(fd, to.mode as libc::mode_t) } != 0 {
+        return Err(io_err(path, std::io::Error::last_os_error()));
+    }
+    f.sync_all().map_err(|e| io_err(path, e))
 }
 
 /// Write a small private file durably (backups, manifests): temp, fsync, rename, fsync the
@@ -572,9 +620,16 @@ pub fn apply(
         daemon_reload,
         files: Vec::new(),
     };
-    for (i, (c, (_, m))) in changes.iter().zip(&targets).enumerate() {
-        let backup = format!("{i}.orig");
-        write_private(&set, &backup, c.before.as_bytes())?;
+    for (i, (c, (_, m, to))) in changes.iter().zip(&targets).enumerate() {
+        // Only content is copied: a mode or owner change keeps the bytes (no copy of a
+        // kubeconfig's credentials is made for a chmod).
+        let backup = if c.edits_content() {
+            let b = format!("{i}.orig");
+            write_private(&set, &b, c.before.as_bytes())?;
+            b
+        } else {
+            String::new()
+        };
         manifest.files.push(ManifestFile {
             path: c.path.clone(),
             backup,
@@ -583,6 +638,8 @@ pub fn apply(
             mode: m.mode,
             uid: m.uid,
             gid: m.gid,
+            mode_after: (to.mode != m.mode).then_some(to.mode),
+            owner_after: ((to.uid, to.gid) != (m.uid, m.gid)).then_some((to.uid, to.gid)),
         });
     }
     crash_point("backup-copied");
@@ -591,16 +648,21 @@ pub fn apply(
     crash_point("manifest-written");
 
     let mut failure = None;
-    for (i, (c, (t, m))) in changes.iter().zip(&targets).enumerate() {
-        let r = write_atomic(
-            &c.path,
-            &t.dir,
-            &t.name,
-            Some(&t.current),
-            c.after.as_bytes(),
-            m,
-            Some(i),
-        );
+    for (i, (c, (t, _, to))) in changes.iter().zip(&targets).enumerate() {
+        let r = if c.edits_content() {
+            write_atomic(
+                &c.path,
+                &t.dir,
+                &t.name,
+                Some(&t.current),
+                c.after.as_bytes(),
+                to,
+                Some(i),
+            )
+        } else {
+            set_meta(&c.path, &t.current, *to)
+                .and_then(|()| fault(&format!("meta-set:{i}")).map_err(|e| io_err(&c.path, e)))
+        };
         if let Err(e) = r {
             failure = Some(e.to_string());
             break;
@@ -616,22 +678,25 @@ pub fn apply(
         // Restore by content, not by what the writes reported: a write can fail after its
         // rename (the directory fsync), leaving the new content in place.
         let mut restore_errors = Vec::new();
-        for (c, (t, m)) in changes.iter().zip(&targets) {
-            if t.dir
+        for (c, (t, m, _)) in changes.iter().zip(&targets) {
+            let r = if t
+                .dir
                 .read(&t.name, MAX_STATE_FILE)
                 .is_ok_and(|now| now == c.before.as_bytes())
             {
-                continue;
-            }
-            let r = write_atomic(
-                &c.path,
-                &t.dir,
-                &t.name,
-                Some(&t.current),
-                c.before.as_bytes(),
-                m,
-                None,
-            );
+                // The content is the original; the mode and owner go back too.
+                restore_meta(&c.path, t, *m)
+            } else {
+                write_atomic(
+                    &c.path,
+                    &t.dir,
+                    &t.name,
+                    Some(&t.current),
+                    c.before.as_bytes(),
+                    m,
+                    None,
+                )
+            };
             if let Err(e) = r {
                 restore_errors.push(e.to_string());
             }
@@ -685,6 +750,16 @@ pub fn apply(
     })
 }
 
+/// Put mode and owner `m` back on the file the target's name leads to now, if it differs.
+fn restore_meta(path: &str, t: &Target, m: Meta) -> Result<()> {
+    let f = t.dir.open_read(&t.name).map_err(|e| io_err(path, e))?;
+    let now = Meta::of(&f.metadata().map_err(|e| io_err(path, e))?);
+    if now == m {
+        return Ok(());
+    }
+    set_meta(path, &f, m)
+}
+
 /// A manifest read back is untrusted input: everything it names must be a plain name, a
 /// resolved absolute node path, a digest or a plain mode before anything is read through it.
 fn validate(m: &Manifest, id: &str, mpath: &str) -> Result<()> {
@@ -715,7 +790,9 @@ fn validate(m: &Manifest, id: &str, mpath: &str) -> Result<()> {
             .backup
             .strip_suffix(".orig")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !numbered {
+        // No backup only where the content did not change (a mode or owner change).
+        let metadata_only = f.backup.is_empty() && f.sha256_before == f.sha256_after;
+        if !numbered && !metadata_only {
             return bad(format!(
                 "backup {:?} is not a backup file name (N.orig)",
                 f.backup
@@ -727,7 +804,7 @@ fn validate(m: &Manifest, id: &str, mpath: &str) -> Result<()> {
                 f.path
             ));
         }
-        if f.mode & !0o7777 != 0 {
+        if f.mode & !0o7777 != 0 || f.mode_after.is_some_and(|m| m & !0o7777 != 0) {
             return bad(format!("{}: mode {:o} is not a file mode", f.path, f.mode));
         }
     }
@@ -808,69 +885,99 @@ fn restore_set(
     let log = open_log(fs, &root)?;
     let mut todo = Vec::new();
     let mut unchanged = Vec::new();
+    let mut warnings = Vec::new();
     for f in &manifest.files {
-        let original = set
-            .read(&f.backup, MAX_STATE_FILE)
-            .map_err(|e| io_err(&format!("{set_node}/{}", f.backup), e))?;
-        if sha256_hex(&original) != f.sha256_before {
-            return Err(apply_err(format!(
-                "{set_node}/{}: the backup is corrupt (sha256 mismatch)",
-                f.backup
-            )));
-        }
+        let original = if f.backup.is_empty() {
+            None
+        } else {
+            let bytes = set
+                .read(&f.backup, MAX_STATE_FILE)
+                .map_err(|e| io_err(&format!("{set_node}/{}", f.backup), e))?;
+            if sha256_hex(&bytes) != f.sha256_before {
+                return Err(apply_err(format!(
+                    "{set_node}/{}: the backup is corrupt (sha256 mismatch)",
+                    f.backup
+                )));
+            }
+            Some(bytes)
+        };
         let t = target(&root, &f.path)?;
-        let meta = t.current.metadata().map_err(|e| io_err(&f.path, e))?;
-        if (meta.uid(), meta.gid()) != (f.uid, f.gid) {
+        let meta = Meta::of(&t.current.metadata().map_err(|e| io_err(&f.path, e))?);
+        let owner_now = (meta.uid, meta.gid);
+        // The owner is the one before the apply, or the one the apply gave it.
+        if owner_now != (f.uid, f.gid) && Some(owner_now) != f.owner_after {
             return Err(apply_err(format!(
                 "{}: owned by {}:{} now, but the manifest records {}:{}: refused",
-                f.path,
-                meta.uid(),
-                meta.gid(),
-                f.uid,
-                f.gid
+                f.path, meta.uid, meta.gid, f.uid, f.gid
             )));
         }
+        // setuid/setgid come back only onto exactly the mode this apply left.
         let special = f.mode & 0o6000;
-        if special & !(meta.permissions().mode() & 0o6000) != 0 {
+        if special & !(meta.mode & 0o6000) != 0 && f.mode_after != Some(meta.mode) {
             return Err(apply_err(format!(
                 "{}: the manifest would add setuid/setgid bits ({:o}) the file does not have: refused",
                 f.path, f.mode
             )));
         }
-        let now = t.content(&f.path)?;
-        let now_sha = sha256_hex(&now);
-        if now_sha == f.sha256_before {
-            unchanged.push(f.path.clone());
-            continue;
-        }
-        if now_sha != f.sha256_after && !force {
+        let now_sha = sha256_hex(&t.content(&f.path)?);
+        let content_original = now_sha == f.sha256_before;
+        if !content_original && now_sha != f.sha256_after && !force {
             return Err(apply_err(format!(
                 "{}: changed after apply {id} (it holds neither the content before nor the content after it); pass --force to restore it anyway",
                 f.path
             )));
         }
-        check_replaceable(&f.path, &t.dir, &t.name, &t.current, original.len() as u64)?;
-        todo.push((f.clone(), t, original));
+        // A mode or owner this apply set is put back; one changed since is refused (unless
+        // forced) like content.
+        let meta_ours = f
+            .mode_after
+            .is_none_or(|m| m == meta.mode || meta.mode == f.mode)
+            && f.owner_after
+                .is_none_or(|o| o == owner_now || owner_now == (f.uid, f.gid));
+        if !meta_ours && !force {
+            return Err(apply_err(format!(
+                "{}: its mode or owner changed after apply {id} (now {} {}); pass --force to restore it anyway",
+                f.path,
+                meta.mode_text(),
+                meta.owner_text()
+            )));
+        }
+        let meta_back = (f.mode_after.is_some() || f.owner_after.is_some()) && meta != f.original();
+        let content_back = !content_original && original.is_some();
+        if !content_original && original.is_none() {
+            warnings.push(format!(
+                "{}: its content changed after apply {id}, which changed only its mode or owner: those are restored, the content is left as it is",
+                f.path
+            ));
+        }
+        if !content_back && !meta_back {
+            if content_original {
+                unchanged.push(f.path.clone());
+            }
+            continue;
+        }
+        if content_back {
+            let size = original.as_ref().map_or(0, |o| o.len());
+            check_replaceable(&f.path, &t.dir, &t.name, &t.current, size as u64)?;
+        }
+        todo.push((f.clone(), t, original.filter(|_| content_back)));
     }
     let mut restored = Vec::new();
     for (f, t, original) in &todo {
-        let meta = Meta {
-            mode: f.mode,
-            uid: f.uid,
-            gid: f.gid,
-        };
-        write_atomic(
-            &f.path,
-            &t.dir,
-            &t.name,
-            Some(&t.current),
-            original,
-            &meta,
-            None,
-        )?;
+        match original {
+            Some(bytes) => write_atomic(
+                &f.path,
+                &t.dir,
+                &t.name,
+                Some(&t.current),
+                bytes,
+                &f.original(),
+                None,
+            )?,
+            None => set_meta(&f.path, &t.current, f.original())?,
+        }
         restored.push(f.path.clone());
     }
-    let mut warnings = Vec::new();
     manifest.state = state.into();
     if let Err(e) = write_manifest(&set, &manifest) {
         warnings.push(format!(

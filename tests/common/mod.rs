@@ -16,6 +16,7 @@ pub fn node_trees() -> Vec<PathBuf> {
     let mut cases: Vec<_> = std::fs::read_dir(repo().join("testdata/nodes"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     cases.sort();
     cases
@@ -69,8 +70,20 @@ extern "C" fn skipped_summary() {
     }
 }
 
-/// Copy a tree, keeping symlinks as symlinks.
+/// Copy a tree, keeping symlinks as symlinks, with the modes and owners a node has: git keeps
+/// only the executable bit, so every file is made 0644 (0755 when executable) and root's,
+/// then `testdata/nodes/<tree>.modes` (when there is one) gives the files the platform's own
+/// modes and owners. Ownership needs root, as the suite runs; elsewhere it is left as is.
 pub fn copy_tree(from: &Path, to: &Path) {
+    copy_dir(from, to);
+    let manifest = PathBuf::from(format!("{}.modes", from.display()));
+    if let Ok(text) = std::fs::read_to_string(&manifest) {
+        apply_modes(to, &text, &manifest);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -79,10 +92,47 @@ pub fn copy_tree(from: &Path, to: &Path) {
         if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dst).unwrap();
         } else if ft.is_dir() {
-            copy_tree(&e.path(), &dst);
+            copy_dir(&e.path(), &dst);
         } else {
             std::fs::copy(e.path(), &dst).unwrap();
+            let exec = e.metadata().unwrap().permissions().mode() & 0o111 != 0;
+            let mode = if exec { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode)).unwrap();
+            let _ = std::os::unix::fs::lchown(&dst, Some(0), Some(0));
         }
+    }
+}
+
+/// Give the copied tree at `root` the modes and owners of a `.modes` manifest: lines of
+/// `MODE UID:GID /node/path` (octal mode), `#` comments.
+pub fn apply_modes(root: &Path, text: &str, manifest: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("{}:{}: {line:?}", manifest.display(), n + 1);
+        let mut parts = line.split_whitespace();
+        let (Some(mode), Some(owner), Some(path), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            panic!("{}: not MODE UID:GID PATH", at());
+        };
+        let mode = u32::from_str_radix(mode, 8).unwrap_or_else(|_| panic!("{}: mode", at()));
+        let (uid, gid) = owner
+            .split_once(':')
+            .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+            .unwrap_or_else(|| panic!("{}: owner", at()));
+        let file = root.join(path.trim_start_matches('/'));
+        assert!(
+            std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()),
+            "{}: not a regular file of the tree",
+            at()
+        );
+        // Owner first: a chown clears setuid and setgid.
+        std::os::unix::fs::chown(&file, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 }
 
