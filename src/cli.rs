@@ -640,7 +640,17 @@ impl Terminal {
             Preview::Rollback { set } => {
                 let mut t = format!("backup {} from {} ({}):\n", set.id, set.time, set.state);
                 for f in &set.files {
-                    t += &format!("  restore {}\n", f.path);
+                    let mut what = Vec::new();
+                    if !f.backup.is_empty() {
+                        what.push("content".to_string());
+                    }
+                    if f.mode_after.is_some() {
+                        what.push(format!("mode {}", crate::meta::mode_text(f.mode)));
+                    }
+                    if f.owner_after.is_some() {
+                        what.push(format!("owner {}:{}", f.uid, f.gid));
+                    }
+                    t += &format!("  restore {} ({})\n", f.path, what.join(", "));
                 }
                 t
             }

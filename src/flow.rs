@@ -748,6 +748,14 @@ fn saved_changes(
     for f in &saved.files {
         // The saved path is resolved inside the root like any read, and the write goes to
         // that resolved path (re-checked at write time).
+        // The plan names the file itself (its symlinks resolved): one that is a symlink now
+        // was swapped in since, and whatever it leads to is not what was reviewed.
+        if let Some(to) = fs.read_link(&f.path)? {
+            return Err(Stop::Before(format!(
+                "{}: now a symlink (to {to}), swapped in since the plan {shown} was made: refused, make a new plan",
+                f.path
+            )));
+        }
         let Some((resolved, current)) = fs.read(&f.path)? else {
             return Err(Stop::Before(format!(
                 "{}: missing; the plan {shown} cannot be applied",
@@ -926,9 +934,12 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
                 o.backup_dir
             )));
         };
+        // A set that only changed modes or owners (4.1 controls) is restored without a
+        // restart: the kubelet and systemd read the same bytes.
+        let content = set.files.iter().any(|f| !f.backup.is_empty());
         let sd = match &o.restart {
-            Some(r) => Some(r.connect(fs)?),
-            None => None,
+            Some(r) if content => Some(r.connect(fs)?),
+            _ => None,
         };
         if !ui.confirm("Restore these files?", Preview::Rollback { set })? {
             return Err(Stop::Before("not restored".into()));
@@ -938,9 +949,12 @@ pub fn rollback(fs: &NodeFs, o: &RollbackOptions, ui: &mut dyn Ui) -> Outcome {
         out.timings.write_ms = Some(t.elapsed().as_millis());
         out.warnings.extend(restored.warnings.iter().cloned());
         let (unit, daemon_reload) = (restored.unit.clone(), restored.daemon_reload);
-        let changed = !restored.restored.is_empty();
+        let changed = !restored.restored.is_empty() && content;
         out.rolled_back = Some(restored);
         out.set(Verdict::RolledBack, 0);
+        if !content {
+            return Ok(());
+        }
         let mut done = RestartDone::pending(&unit, daemon_reload, sd.as_ref());
         if changed && o.restart.is_none() {
             let files = out
@@ -1228,7 +1242,9 @@ fn control_checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<C
         }
     };
     let none = |_: &controls::Control| false;
-    if !ev.platform.kubelet_in_process() {
+    // The 4.1 controls alone are about files: no kubelet needs to run (or --configz be given).
+    let files_only = chosen.iter().all(|c| c.file.is_some());
+    if !ev.platform.kubelet_in_process() && !files_only {
         let (pid, systemd_said) = main_pid(fs, o, ev);
         match pid {
             Some(pid) => {
@@ -1249,7 +1265,7 @@ fn control_checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<C
             None => {}
         }
     }
-    if let Some(url) = &o.configz {
+    if let Some(url) = o.configz.as_ref().filter(|_| !files_only) {
         let source = format!("configz {url}");
         let got = configz_document(url).and_then(|doc| configz::judgement(&doc));
         // configz carries no flag-only setting (--hostname-override, the --seccomp-default

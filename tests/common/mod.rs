@@ -74,16 +74,18 @@ extern "C" fn skipped_summary() {
 /// only the executable bit, so every file is made 0644 (0755 when executable) and root's,
 /// then `testdata/nodes/<tree>.modes` (when there is one) gives the files the platform's own
 /// modes and owners. Ownership needs root, as the suite runs; elsewhere it is left as is.
+/// A copy of a copy (a prepared tree booted in a sandbox) keeps the modes and owners it has.
 pub fn copy_tree(from: &Path, to: &Path) {
-    copy_dir(from, to);
+    let checkout = from.starts_with(repo().join("testdata"));
+    copy_dir(from, to, checkout);
     let manifest = PathBuf::from(format!("{}.modes", from.display()));
     if let Ok(text) = std::fs::read_to_string(&manifest) {
         apply_modes(to, &text, &manifest);
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    use std::os::unix::fs::PermissionsExt;
+fn copy_dir(from: &Path, to: &Path, checkout: bool) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -92,15 +94,74 @@ fn copy_dir(from: &Path, to: &Path) {
         if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dst).unwrap();
         } else if ft.is_dir() {
-            copy_dir(&e.path(), &dst);
+            copy_dir(&e.path(), &dst, checkout);
         } else {
+            // fs::copy keeps the permission bits; the owner is set here.
             std::fs::copy(e.path(), &dst).unwrap();
-            let exec = e.metadata().unwrap().permissions().mode() & 0o111 != 0;
-            let mode = if exec { 0o755 } else { 0o644 };
+            let meta = e.metadata().unwrap();
+            let (mode, uid, gid) = if checkout {
+                let exec = meta.permissions().mode() & 0o111 != 0;
+                (if exec { 0o755 } else { 0o644 }, 0, 0)
+            } else {
+                (meta.permissions().mode() & 0o7777, meta.uid(), meta.gid())
+            };
+            let _ = std::os::unix::fs::lchown(&dst, Some(uid), Some(gid));
             std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode)).unwrap();
-            let _ = std::os::unix::fs::lchown(&dst, Some(0), Some(0));
         }
     }
+}
+
+/// Every file of a tree (not following symlinks) with its content or link target, mode and
+/// owner: what "restored byte for byte" compares. `skip` leaves out the tool's own state.
+pub fn snapshot(root: &Path, skip: &[&str]) -> Vec<(String, Vec<u8>, u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        skip: &[&str],
+        out: &mut Vec<(String, Vec<u8>, u32, u32, u32)>,
+    ) {
+        let mut ents: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        ents.sort_by_key(|e| e.file_name());
+        for e in ents {
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            if skip.iter().any(|s| rel.starts_with(s)) {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                walk(root, &e.path(), skip, out);
+                continue;
+            }
+            let data = if m.file_type().is_symlink() {
+                std::fs::read_link(e.path())
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if m.is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push((rel, data, m.mode(), m.uid(), m.gid()));
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, skip, &mut out);
+    out
+}
+
+/// The tool's own state inside a node root: backups, the log, the lock and marker.
+pub const STATE: &[&str] = &["var/lib/kubelet-remediate", "var/log", "run"];
+
+/// A file's mode (permission bits with setuid/setgid/sticky) and owner.
+pub fn mode_owner(p: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.mode() & 0o7777, m.uid(), m.gid())
 }
 
 /// Give the copied tree at `root` the modes and owners of a `.modes` manifest: lines of
