@@ -197,15 +197,6 @@ fn plan_modified(tree: &str, files: &[(&str, &str)], extra: &[&str]) -> serde_js
     plan_json(t.path(), extra).0
 }
 
-fn control<'a>(j: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    j["report"]["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
-}
-
 fn after(j: &serde_json::Value) -> String {
     j["report"]["changes"]
         .as_array()

@@ -23,6 +23,48 @@ fn run(root: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `apply --yes -o json ARGS` on the node at `root`: its output and its record.
+fn apply(root: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let mut all = vec!["apply", "--yes", "-o", "json"];
+    all.extend_from_slice(args);
+    let o = run(root, &all);
+    let j = json(&o);
+    (o, j)
+}
+
+/// `plan --control all --out DIR/plan.json` on the node at `root` (it proposes changes).
+fn save_plan(root: &Path, dir: &Path) -> PathBuf {
+    let saved = dir.join("plan.json");
+    let o = run(
+        root,
+        &[
+            "plan",
+            "--offline",
+            "--control",
+            "all",
+            "--out",
+            saved.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    saved
+}
+
+/// `apply --yes --control all --plan SAVED` on the node at `root`.
+fn apply_saved(root: &Path, saved: &Path) -> Output {
+    let args = ["apply", "--yes", "--control", "all", "--plan"];
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(saved.to_str().unwrap());
+    run(root, &all)
+}
+
+/// `plan --offline -o json ARGS` on the node at `root`.
+fn plan(root: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["plan", "--offline", "-o", "json"];
+    all.extend_from_slice(args);
+    json(&run(root, &all))
+}
+
 fn json(o: &Output) -> serde_json::Value {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
@@ -44,15 +86,6 @@ fn node(tree: &str) -> (tempfile::TempDir, PathBuf) {
     let root = t.path().join("root");
     copy_tree(&repo().join("testdata/nodes").join(tree), &root);
     (t, root)
-}
-
-fn control<'a>(j: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    j["report"]["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no {id}"))
 }
 
 fn files(root: &Path, p: &str) -> (u32, u32, u32) {
@@ -84,19 +117,7 @@ fn the_platforms_real_modes_are_judged_per_benchmark() {
     // kubeconfig (0600) passes; ca.crt 0644 passes cis-1.12 and fails cis-1.24's 600.
     let (_t, root) = node("kubeadm-deb");
     let status = |bench: &str, id: &str| {
-        let j = json(&run(
-            &root,
-            &[
-                "plan",
-                "--offline",
-                "-o",
-                "json",
-                "--control",
-                "all",
-                "--benchmark",
-                bench,
-            ],
-        ));
+        let j = plan(&root, &["--control", "all", "--benchmark", bench]);
         control(&j, id)["status"].as_str().unwrap().to_string()
     };
     assert_eq!(status("cis-1.12", "config-file-mode"), "fail");
@@ -107,17 +128,7 @@ fn the_platforms_real_modes_are_judged_per_benchmark() {
     assert_eq!(status("cis-1.24", "client-ca-file-mode"), "fail");
     assert_eq!(status("cis-1.12", "service-file-owner"), "pass");
     // The value lists every file the control covers, as the kubelet names them.
-    let j = json(&run(
-        &root,
-        &[
-            "plan",
-            "--offline",
-            "-o",
-            "json",
-            "--control",
-            "service-file-mode",
-        ],
-    ));
+    let j = plan(&root, &["--control", "service-file-mode"]);
     assert_eq!(
         control(&j, "service-file-mode")["effective"]["value"],
         serde_json::json!([
@@ -127,17 +138,7 @@ fn the_platforms_real_modes_are_judged_per_benchmark() {
     );
     // A kubeconfig that does not exist has nothing to protect: left out, with a note.
     let (_t, rpm) = node("kubeadm-rpm");
-    let j = json(&run(
-        &rpm,
-        &[
-            "plan",
-            "--offline",
-            "-o",
-            "json",
-            "--control",
-            "kubeconfig-file-mode",
-        ],
-    ));
+    let j = plan(&rpm, &["--control", "kubeconfig-file-mode"]);
     let c = control(&j, "kubeconfig-file-mode");
     assert_eq!(c["status"], "pass");
     assert_eq!(c["effective"]["value"], serde_json::json!([]));
@@ -154,8 +155,7 @@ fn the_platforms_real_modes_are_judged_per_benchmark() {
 fn chmod_and_chown_are_applied_and_rolled_back_exactly() {
     let (_t, root) = node("files-wrong-owners");
     let before = snapshot(&root, STATE);
-    let o = run(&root, &["apply", "--yes", "-o", "json", "--control", "all"]);
-    let j = json(&o);
+    let (o, j) = apply(&root, &["--control", "all"]);
     // Controls that need a person (tls-cert-file, ...) remain: exit 2, files changed.
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert_eq!(j["result"], "non-compliant");
@@ -208,10 +208,7 @@ fn chmod_and_chown_are_applied_and_rolled_back_exactly() {
     );
     assert_eq!(kc["backup"], "");
     // Judged again: every file control passes.
-    let j = json(&run(
-        &root,
-        &["plan", "--offline", "-o", "json", "--control", "all"],
-    ));
+    let j = plan(&root, &["--control", "all"]);
     for c in j["report"]["controls"].as_array().unwrap() {
         if c["cis"].as_str().is_some_and(|id| id.starts_with("4.1.")) {
             assert_eq!(c["status"], "pass", "{c}");
@@ -237,19 +234,8 @@ fn an_edit_and_a_chmod_of_one_file_are_one_change() {
     std::os::unix::fs::chown(&env, Some(7), Some(8)).unwrap();
     std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o604)).unwrap();
     let before = snapshot(&root, STATE);
-    let o = run(
-        &root,
-        &[
-            "apply",
-            "--yes",
-            "--no-restart",
-            "-o",
-            "json",
-            "--control",
-            "config-file-mode,make-iptables-util-chains,read-only-port",
-        ],
-    );
-    let j = json(&o);
+    let controls = "config-file-mode,make-iptables-util-chains,read-only-port";
+    let (o, j) = apply(&root, &["--no-restart", "--control", controls]);
     assert_eq!(j["result"], "changed", "{}", text(&o));
     let changes = j["report"]["changes"].as_array().unwrap();
     let c: Vec<_> = changes.iter().filter(|c| c["path"] == target).collect();
@@ -285,29 +271,16 @@ fn an_edit_and_a_chmod_of_one_file_are_one_change() {
 #[test]
 fn taking_read_from_the_client_ca_is_opt_in() {
     let (_t, root) = node("kubeadm-deb");
-    let plan = |controls: &str| {
-        json(&run(
-            &root,
-            &[
-                "plan",
-                "--offline",
-                "-o",
-                "json",
-                "--benchmark",
-                "cis-1.24",
-                "--control",
-                controls,
-            ],
-        ))
-    };
-    let j = plan("all");
+    let plan_with =
+        |controls: &str| plan(&root, &["--benchmark", "cis-1.24", "--control", controls]);
+    let j = plan_with("all");
     let c = control(&j, "client-ca-file-mode");
     assert_eq!(
         (c["status"].as_str(), c["fixable"].as_bool()),
         (Some("fail"), Some(false))
     );
     assert!(c["advice"][0].as_str().unwrap().contains("opt-in"), "{c}");
-    let j = plan("client-ca-file-mode");
+    let j = plan_with("client-ca-file-mode");
     let c = control(&j, "client-ca-file-mode");
     assert_eq!(c["fixable"], true);
     assert_eq!(
@@ -321,35 +294,11 @@ fn taking_read_from_the_client_ca_is_opt_in() {
 #[test]
 fn saved_plans_check_modes_and_owners() {
     let (t, root) = node("files-wrong-owners");
-    let plan = t.path().join("plan.json");
-    let o = run(
-        &root,
-        &[
-            "plan",
-            "--offline",
-            "--control",
-            "all",
-            "--out",
-            plan.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let saved = save_plan(&root, t.path());
     let cfg = root.join("var/lib/kubelet/config.yaml");
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o666)).unwrap();
     let before = snapshot(&root, STATE);
-    let apply = || {
-        run(
-            &root,
-            &[
-                "apply",
-                "--yes",
-                "--control",
-                "all",
-                "--plan",
-                plan.to_str().unwrap(),
-            ],
-        )
-    };
+    let apply = || apply_saved(&root, &saved);
     let o = apply();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
@@ -373,34 +322,13 @@ fn saved_plans_check_modes_and_owners() {
 fn swapped_special_and_escaping_files_are_refused() {
     // A symlink swapped in for a planned file between `plan --out` and `apply --plan`.
     let (t, root) = node("files-wrong-owners");
-    let plan = t.path().join("plan.json");
-    run(
-        &root,
-        &[
-            "plan",
-            "--offline",
-            "--control",
-            "all",
-            "--out",
-            plan.to_str().unwrap(),
-        ],
-    );
+    let saved = save_plan(&root, t.path());
     // It leads to a copy of the same text: the node still reads, only the swap is wrong.
     let cfg = root.join("var/lib/kubelet/config.yaml");
     std::fs::rename(&cfg, root.join("var/lib/kubelet/config.yaml.moved")).unwrap();
     symlink("/var/lib/kubelet/config.yaml.moved", &cfg).unwrap();
     let before = snapshot(&root, STATE);
-    let o = run(
-        &root,
-        &[
-            "apply",
-            "--yes",
-            "--control",
-            "all",
-            "--plan",
-            plan.to_str().unwrap(),
-        ],
-    );
+    let o = apply_saved(&root, &saved);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("now a symlink"), "{}", text(&o));
     assert_eq!(snapshot(&root, STATE), before, "nothing changed");
@@ -505,8 +433,7 @@ fn swapped_special_and_escaping_files_are_refused() {
     let ca = root.join("etc/kubernetes/pki/ca.crt");
     std::fs::remove_file(&ca).unwrap();
     symlink(&host, &ca).unwrap();
-    let o = run(&root, &["apply", "--yes", "-o", "json", "--control", "all"]);
-    let j = json(&o);
+    let (o, j) = apply(&root, &["--control", "all"]);
     assert_eq!(j["exit_code"], o.status.code().unwrap());
     assert_eq!(
         mode_owner(&host),
@@ -543,36 +470,11 @@ fn settings_and_files_fixed_in_one_apply_then_rolled_back_exactly() {
     let env = t.path().join("etc/default/kubelet");
     let original = "KUBELET_EXTRA_ARGS=--node-ip=10.0.1.25 --make-iptables-util-chains=false\n";
     std::fs::write(&env, original).unwrap();
-    // Its own health port: sandboxes share the host's network.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = t.path().join("var/lib/kubelet/config.yaml");
-    let text_now = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text_now.replace("healthzPort: 10248\n", &format!("healthzPort: {port}\n")),
-    )
-    .unwrap();
+    own_healthz_port(t.path());
     let sb = sandbox::Sandbox::boot(t.path(), "kubelet.service", "/usr/bin/kubelet", "", &[]);
     let before = node_files(&sb.root);
     let pid = sb.systemd().state("kubelet.service").unwrap().main_pid;
-    let o = run(
-        &sb.root,
-        &[
-            "apply",
-            "--yes",
-            "--settle",
-            "1",
-            "-o",
-            "json",
-            "--control",
-            "all",
-        ],
-    );
-    let j = json(&o);
+    let (o, j) = apply(&sb.root, &["--settle", "1", "--control", "all"]);
     assert_eq!(j["result"], "non-compliant", "{}", text(&o));
     assert_eq!(j["restart"]["done"], true, "one restart for the edit");
     assert!(!sb.file("/etc/default/kubelet").contains("make-iptables"));
@@ -627,4 +529,35 @@ fn verify_judges_file_controls_on_the_files() {
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o400)).unwrap();
     let o = verify();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// A run killed between two chmods leaves a `prepared` set: the next apply puts the first
+/// file's mode and owner back before it plans, applies again, and one `rollback --last` then
+/// restores the node exactly.
+#[test]
+fn a_kill_between_two_chmods_is_recovered_exactly() {
+    let (_t, root) = node("files-wrong-owners");
+    let before = snapshot(&root, STATE);
+    let o = Command::new(env!("CARGO_BIN_EXE_kubelet-remediate"))
+        .args(["apply", "--yes", "--control", "all", "--root"])
+        .arg(&root)
+        .env("KUBELET_REMEDIATE_CRASH_AT", "meta-set:1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.code().is_none(), "aborted: {}", text(&o));
+    assert_ne!(snapshot(&root, STATE), before, "the first chmod was made");
+    let (_, j) = apply(&root, &["--control", "all"]);
+    assert!(
+        j["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("left unfinished by an interrupted run"),
+        "{}",
+        j["warnings"]
+    );
+    assert_eq!(files(&root, "/var/lib/kubelet/config.yaml"), (0o600, 0, 0));
+    let o = run(&root, &["rollback", "--last", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(snapshot(&root, STATE), before);
 }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{copy_tree, repo};
-use std::path::{Path, PathBuf};
+use common::{copy_tree, repo, snapshot};
+use std::path::Path;
 use std::process::Command;
 
 fn cases() -> Vec<String> {
@@ -162,42 +162,18 @@ fn json_carries_the_contract_fields() {
     assert_eq!(v["restart"]["daemon_reload"], false);
 }
 
-/// Planning reads only: the whole testdata tree is byte-identical after every case ran.
+/// Planning reads only: the whole testdata tree is byte-identical (modes and owners too) after
+/// every case ran.
 #[test]
 fn planning_writes_nothing() {
-    fn snapshot(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-        let mut ents: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        ents.sort_by_key(|e| e.file_name());
-        for e in ents {
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                snapshot(&e.path(), out);
-            } else if ft.is_symlink() {
-                out.push((
-                    e.path(),
-                    std::fs::read_link(e.path())
-                        .unwrap()
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                ));
-            } else {
-                out.push((e.path(), std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
     let nodes = repo().join("testdata/nodes");
-    let mut before = Vec::new();
-    snapshot(&nodes, &mut before);
+    let before = snapshot(&nodes, &[]);
     for c in cases() {
         run(&c, &[]);
         run(&c, &["--strategy", "set-true"]);
         run(&c, &["--strategy", "remove"]);
     }
-    let mut after = Vec::new();
-    snapshot(&nodes, &mut after);
+    let after = snapshot(&nodes, &[]);
     assert_eq!(before.len(), after.len());
     assert!(before == after, "a plan run modified testdata/nodes");
 }

@@ -81,19 +81,7 @@ fn kubeadm_with(env_file: &str, dropin: &str) -> Sandbox {
     let t = tempfile::tempdir().unwrap();
     copy_tree(&repo().join("testdata/nodes/kubeadm-deb"), t.path());
     std::fs::write(t.path().join("etc/default/kubelet"), env_file).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = t.path().join("var/lib/kubelet/config.yaml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains("healthzPort: 10248\n"));
-    std::fs::write(
-        &cfg,
-        text.replace("healthzPort: 10248\n", &format!("healthzPort: {port}\n")),
-    )
-    .unwrap();
+    own_healthz_port(t.path());
     Sandbox::boot(t.path(), "kubelet.service", "/usr/bin/kubelet", dropin, &[])
 }
 
@@ -486,12 +474,28 @@ fn a_multi_control_apply_is_rolled_back_whole() {
         original,
         "[Service]\nExecStartPre=/bin/grep -q read-only-port=10255 /etc/default/kubelet\nRestart=no\n",
     );
+    let modes = |sb: &Sandbox| {
+        [
+            "/usr/lib/systemd/system/kubelet.service",
+            "/var/lib/kubelet/config.yaml",
+            "/etc/kubernetes/kubelet.conf",
+        ]
+        .map(|p| mode_owner(&sb.root.join(p.trim_start_matches('/'))))
+    };
+    let before = modes(&sb);
     let j = rolled_back(&sb, "all");
+    let changes = j["report"]["changes"].as_array().unwrap();
     assert_eq!(
-        j["report"]["changes"][0]["controls"],
+        changes[0]["controls"],
         serde_json::json!(["read-only-port", "make-iptables-util-chains"])
     );
+    // The 4.1 chmods were part of the same apply, and are rolled back with it.
+    assert!(
+        changes.iter().any(|c| c["mode"]["to"] == "0600"),
+        "{changes:?}"
+    );
     assert_restored(&sb, original);
+    assert_eq!(modes(&sb), before, "modes and owners restored");
 }
 
 /// A kubelet that comes back active but does not serve its health endpoint (a broken TLS or

@@ -154,6 +154,34 @@ pub fn snapshot(root: &Path, skip: &[&str]) -> Vec<(String, Vec<u8>, u32, u32, u
     out
 }
 
+/// Control `id`'s verdict in a record's `report.controls`.
+pub fn control<'a>(j: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    j["report"]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no control {id} in the record"))
+}
+
+/// Give the copied kubeadm tree at `root` a health port of its own (sandboxes share the
+/// host's network, so two kubelets on 10248 would answer for each other).
+pub fn own_healthz_port(root: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = root.join("var/lib/kubelet/config.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("healthzPort: 10248\n"));
+    std::fs::write(
+        &cfg,
+        text.replace("healthzPort: 10248\n", &format!("healthzPort: {port}\n")),
+    )
+    .unwrap();
+}
+
 /// The tool's own state inside a node root: backups, the log, the lock and marker.
 pub const STATE: &[&str] = &["var/lib/kubelet-remediate", "var/log", "run"];
 
