@@ -545,9 +545,17 @@ fn log_files(m: &Manifest) -> serde_json::Value {
         m.files
             .iter()
             .map(|f| {
-                serde_json::json!({
+                let mut line = serde_json::json!({
                     "path": f.path, "sha256_before": f.sha256_before, "sha256_after": f.sha256_after
-                })
+                });
+                // A mode or owner change is in the audit line too.
+                if let Some(m) = f.mode_after {
+                    line["mode"] = serde_json::json!({"from": crate::meta::mode_text(f.mode), "to": crate::meta::mode_text(m)});
+                }
+                if let Some((u, g)) = f.owner_after {
+                    line["owner"] = serde_json::json!({"from": format!("{}:{}", f.uid, f.gid), "to": format!("{u}:{g}")});
+                }
+                line
             })
             .collect(),
     )

@@ -207,6 +207,12 @@ fn chmod_and_chown_are_applied_and_rolled_back_exactly() {
         (Some(0o4640), Some(0o600))
     );
     assert_eq!(kc["backup"], "");
+    // The node's audit log says it too.
+    let log = std::fs::read_to_string(root.join("var/log/kubelet-remediate.log")).unwrap();
+    assert!(
+        log.contains(r#""mode":{"from":"4640","to":"0600"}"#),
+        "{log}"
+    );
     // Judged again: every file control passes.
     let j = plan(&root, &["--control", "all"]);
     for c in j["report"]["controls"].as_array().unwrap() {
