@@ -13,7 +13,7 @@ use std::time::Duration;
 #[command(
     name = "kubelet-remediate",
     version = crate::outcome::LONG_VERSION,
-    about = "Find and fix what keeps the kubelet from passing the CIS kubelet controls (by default makeIPTablesUtilChains, CIS 4.2.7 / 4.2.6 / 3.2.6; --control all: every 4.2 setting)",
+    about = "Find and fix what keeps the kubelet from passing the CIS kubelet controls (by default makeIPTablesUtilChains, CIS 4.2.7 / 4.2.6 / 3.2.6; --control all: every 4.1 file and 4.2 setting)",
     after_help = EXIT_STATUS
 )]
 pub struct Cli {
@@ -1116,12 +1116,15 @@ pub fn controls_listing(benchmark: &str, output: Output) -> String {
             for r in &rows {
                 let auto = crate::controls::automated_word(r.automated).unwrap_or("-");
                 o += &format!(
-                    "{:<7} {:<34} {:<9} {}\n        settings: {}; fix: {}\n",
+                    "{:<7} {:<34} {:<9} {}\n        {}; fix: {}\n",
                     r.cis.unwrap_or("-"),
                     r.id,
                     auto,
                     r.title,
-                    r.settings.join(", "),
+                    match r.files {
+                        Some(f) => format!("files: {f}"),
+                        None => format!("settings: {}", r.settings.join(", ")),
+                    },
                     r.fix
                 );
             }

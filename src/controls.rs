@@ -1563,6 +1563,9 @@ pub struct Listed {
     pub automated: Option<bool>,
     pub title: &'static str,
     pub settings: &'static [&'static str],
+    /// A 4.1 control: the files it covers, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<&'static str>,
     pub fix: &'static str,
     pub advice: &'static str,
 }
@@ -1580,6 +1583,7 @@ pub fn list(benchmark: &str) -> Vec<Listed> {
                 automated,
                 title: c.title,
                 settings: c.settings,
+                files: c.file.map(|f| f.files.what()),
                 fix: c.fix_text(),
                 advice: c.advice,
             }
