@@ -567,3 +567,63 @@ fn a_kill_between_two_chmods_is_recovered_exactly() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(snapshot(&root, STATE), before);
 }
+
+/// The files the 4.1 controls cover in `files-wrong-owners`.
+const COVERED: &[&str] = &[
+    "/usr/lib/systemd/system/kubelet.service",
+    "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+    "/etc/systemd/system/kubelet.service.d/20-workdir.conf",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/kubernetes/pki/ca.crt",
+    "/var/lib/kubelet/config.yaml",
+];
+
+const FILE_CONTROLS: &str = "service-file-mode,service-file-owner,kubeconfig-file-mode,kubeconfig-file-owner,client-ca-file-mode,client-ca-file-owner,config-file-mode,config-file-owner";
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(24),
+        ..Default::default()
+    })]
+
+    /// Any modes and owners, any benchmark: `apply` with the eight file controls named makes
+    /// every one pass, only ever takes bits away (and gives the files to 0:0), leaves every
+    /// byte alone, and `rollback --last` restores the node exactly.
+    #[test]
+    fn any_modes_and_owners_are_fixed_by_taking_bits_away_and_rolled_back_exactly(
+        metas in proptest::collection::vec((0u32..0o10000, proptest::sample::select(vec![0u32, 1000]), proptest::sample::select(vec![0u32, 5])), COVERED.len()),
+        bench in proptest::sample::select(kubelet_remediate::controls::BENCHMARKS.to_vec()),
+    ) {
+        let (_t, root) = node("files-wrong-owners");
+        for (p, (mode, uid, gid)) in COVERED.iter().zip(&metas) {
+            let f = root.join(p.trim_start_matches('/'));
+            std::os::unix::fs::chown(&f, Some(*uid), Some(*gid)).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let before = snapshot(&root, STATE);
+        let (o, _) = apply(&root, &["--benchmark", bench, "--control", FILE_CONTROLS]);
+        proptest::prop_assert!(matches!(o.status.code(), Some(0 | 2)), "{}", text(&o));
+        let j = plan(&root, &["--benchmark", bench, "--control", FILE_CONTROLS]);
+        for c in j["report"]["controls"].as_array().unwrap() {
+            proptest::prop_assert_eq!(&c["status"], "pass", "{}", c);
+        }
+        for (p, (mode, _, _)) in COVERED.iter().zip(&metas) {
+            let f = root.join(p.trim_start_matches('/'));
+            let (now, uid, gid) = mode_owner(&f);
+            proptest::prop_assert_eq!(now & !mode, 0, "{} gained bits: {:o} -> {:o}", p, mode, now);
+            proptest::prop_assert_eq!((uid, gid), (0, 0));
+        }
+        let after = snapshot(&root, STATE);
+        for (b, a) in before.iter().zip(&after) {
+            proptest::prop_assert_eq!(&b.1, &a.1, "{}: content changed", b.0);
+        }
+        let o = run(&root, &["rollback", "--last", "--yes"]);
+        if o.status.code() == Some(0) {
+            proptest::prop_assert_eq!(snapshot(&root, STATE), before);
+        } else {
+            // Nothing was failing: no backup set was made.
+            proptest::prop_assert!(text(&o).contains("nothing to roll back"), "{}", text(&o));
+            proptest::prop_assert_eq!(snapshot(&root, STATE), before);
+        }
+    }
+}
