@@ -213,8 +213,17 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
         .running
         .as_ref()
         .map(|r| effective::judge_running(&ev, r));
-    let facts = crate::files::gather(fs, &ev, &j);
     let sel = &e.controls;
+    // The files are looked at only when a 4.1 control is selected.
+    let facts = if sel
+        .ids
+        .iter()
+        .any(|id| controls::get(id).is_some_and(|c| c.file.is_some()))
+    {
+        crate::files::gather(fs, &ev, &j)
+    } else {
+        Default::default()
+    };
     let first = controls::judge(&ev, &j, running.as_ref(), &facts, sel, &|id| fixes(&p, id));
     // The other controls' automatic fixes join the first one's in one proved plan; the file
     // controls' chmods and chowns join the changes of the files they touch.
