@@ -410,24 +410,25 @@ fn config_mode(b: &str) -> u32 {
     }
 }
 
-const CIS_ALL: &[&str] = &[
-    "cis-1.7", "cis-1.8", "cis-1.9", "cis-1.10", "cis-1.11", "cis-1.12", "cis-1.20", "cis-1.23",
-    "cis-1.24",
-];
-const MANAGED_ALL: &[&str] = &[
-    "eks-1.5.0",
-    "eks-1.7.0",
-    "eks-1.8.0",
-    "aks-1.7",
-    "aks-1.8",
-    "gke-1.6.0",
-    "gke-1.9.0",
-];
+// The 4.1 groups: every CIS profile (the first nine of BENCHMARKS), every managed one.
+const CIS_ALL: &[&str] = BENCHMARKS.split_at(9).0;
+const MANAGED_ALL: &[&str] = BENCHMARKS.split_at(9).1;
 // 4.1.9/4.1.10 are Manual in cis-1.7 and cis-1.24 (§2).
 const CONFIG_MANUAL: &[&str] = &["cis-1.7", "cis-1.24"];
 const CONFIG_AUTOMATED: &[&str] = &[
     "cis-1.8", "cis-1.9", "cis-1.10", "cis-1.11", "cis-1.12", "cis-1.20", "cis-1.23",
 ];
+
+/// The config file controls' ids: Manual in cis-1.7 and 1.24, Automated elsewhere.
+const fn config_cis(id: &'static str, managed: &'static str) -> [Cis; 3] {
+    [
+        cis(CONFIG_MANUAL, id, false),
+        cis(CONFIG_AUTOMATED, id, true),
+        cis(MANAGED_ALL, managed, true),
+    ]
+}
+const CONFIG_MODE_CIS: [Cis; 3] = config_cis("4.1.9", "3.1.3");
+const CONFIG_OWNER_CIS: [Cis; 3] = config_cis("4.1.10", "3.1.4");
 
 /// A 4.1 control's row: its rule, judged on the files (`files.rs`), fixed by chmod or chown.
 #[allow(clippy::too_many_arguments)]
@@ -539,11 +540,7 @@ pub const CONTROLS: &[Control] = &[
         "config-file-mode",
         "`--config` and each `--config-dir` drop-in within 600 (644 in cis-1.20/1.23, eks, aks, gke-1.9.0)",
         "If the kubelet config.yaml configuration file is being used validate permissions set to 600 or more restrictive",
-        &[
-            cis(CONFIG_MANUAL, "4.1.9", false),
-            cis(CONFIG_AUTOMATED, "4.1.9", true),
-            cis(MANAGED_ALL, "3.1.3", true),
-        ],
+        &CONFIG_MODE_CIS,
         Which::Config,
         mode(config_mode),
         "chmod the --config file and each --config-dir drop-in to the benchmark's mode; kubeadm and nodeadm rewrite these files with os.WriteFile, which keeps an existing file's mode, so the chmod survives their rewrites (not a re-image)",
@@ -553,11 +550,7 @@ pub const CONTROLS: &[Control] = &[
         "config-file-owner",
         "`--config` and each `--config-dir` drop-in owned by 0:0",
         "If the kubelet config.yaml configuration file is being used validate file ownership is set to root:root",
-        &[
-            cis(CONFIG_MANUAL, "4.1.10", false),
-            cis(CONFIG_AUTOMATED, "4.1.10", true),
-            cis(MANAGED_ALL, "3.1.4", true),
-        ],
+        &CONFIG_OWNER_CIS,
         Which::Config,
         Check::Owner,
         "chown 0:0 the --config file and each --config-dir drop-in",
@@ -1248,11 +1241,32 @@ pub fn judge(
         .collect()
 }
 
-/// The CIS id and automation of `c` in the selection's benchmark.
-fn cis_of(c: &Control, sel: &Selection) -> (Option<&'static str>, Option<bool>) {
-    match c.cis_in(sel.benchmark) {
-        Some((id, a)) => (Some(id), Some(a)),
-        None => (None, None),
+impl ControlReport {
+    /// `c`'s verdict in the selection's benchmark (its CIS id and automation there), with its
+    /// value; fixable when it fails and the plan fixes it. Findings and advice come after.
+    fn of(
+        c: &'static Control,
+        sel: &Selection,
+        status: Status,
+        effective: EffectiveOut,
+        planned: bool,
+    ) -> ControlReport {
+        let (cis, automated) = match c.cis_in(sel.benchmark) {
+            Some((id, a)) => (Some(id), Some(a)),
+            None => (None, None),
+        };
+        ControlReport {
+            id: c.id,
+            cis,
+            automated,
+            title: c.title,
+            status,
+            effective,
+            fixable: status == Status::Fail && planned,
+            findings: Vec::new(),
+            advice: Vec::new(),
+            restart_needed: false,
+        }
     }
 }
 
@@ -1266,7 +1280,6 @@ fn one_file(
     planned: bool,
 ) -> ControlReport {
     let bench = c.rule_benchmark(sel.benchmark);
-    let (cis, automated) = cis_of(c, sel);
     let status = if rule.undecidable(facts) {
         Status::Error
     } else if rule.passes(facts, bench) {
@@ -1293,20 +1306,13 @@ fn one_file(
         }
         advice.push(c.kube_bench_when_unset.to_string());
     }
+    let value = EffectiveOut {
+        value: rule.value(facts),
+        source: None,
+    };
     ControlReport {
-        id: c.id,
-        cis,
-        automated,
-        title: c.title,
-        status,
-        effective: EffectiveOut {
-            value: rule.value(facts),
-            source: None,
-        },
-        fixable: status == Status::Fail && planned,
-        findings: Vec::new(),
         advice,
-        restart_needed: false,
+        ..ControlReport::of(c, sel, status, value, planned)
     }
 }
 
@@ -1324,7 +1330,6 @@ fn one(
         benchmark: rule,
         file: None,
     };
-    let (cis, automated) = cis_of(c, sel);
     let mut advice = Vec::new();
     let mut findings = Vec::new();
     let mut decided = None;
@@ -1401,20 +1406,15 @@ fn one(
     } else {
         (c.value)(&ctx)
     };
+    let value = EffectiveOut {
+        value,
+        source: decided.and_then(|l| source(ev, l)),
+    };
     ControlReport {
-        id: c.id,
-        cis,
-        automated,
-        title: c.title,
-        status,
-        effective: EffectiveOut {
-            value,
-            source: decided.and_then(|l| source(ev, l)),
-        },
-        fixable: status == Status::Fail && planned,
         findings,
         advice,
         restart_needed,
+        ..ControlReport::of(c, sel, status, value, planned)
     }
 }
 
