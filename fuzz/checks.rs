@@ -225,6 +225,15 @@ pub fn saved_plan(data: &[u8]) {
             .flatten()
             .map_or_else(String::new, |(_, t)| t.to_string());
         let _ = p.after(f, &current);
+        // A mode or owner change is read back with validation, never trusted.
+        let now = kubelet_remediate::meta::Meta {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        if f.meta.parsed().is_ok() {
+            assert!(f.meta.starts_at(now).is_ok() && f.meta.target(now).is_ok());
+        }
     }
 }
 
@@ -240,6 +249,14 @@ pub fn backup_manifest(data: &[u8]) {
     std::fs::create_dir_all(root.join("etc/default")).unwrap();
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("kubelet"), "host\n").unwrap();
+    let host_mode = || {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(host.join("kubelet"))
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    let mode = host_mode();
     std::fs::write(root.join("etc/default/kubelet"), "KUBELET_EXTRA_ARGS=\n").unwrap();
     std::fs::write(set.join("1.orig"), "KUBELET_EXTRA_ARGS=--x\n").unwrap();
     std::fs::write(set.join("manifest.json"), data).unwrap();
@@ -252,6 +269,8 @@ pub fn backup_manifest(data: &[u8]) {
         "host\n"
     );
     assert_eq!(std::fs::read_dir(&host).unwrap().count(), 1);
+    // A manifest's mode and owner are put back inside the root only.
+    assert_eq!(host_mode(), mode);
 }
 
 /// `summarize` input: records, JSON lines, `kubectl logs --prefix` lines, anything.
