@@ -826,6 +826,11 @@ pub const CONTROLS: &[Control] = &[
             good: Some("true"),
             gate: None,
             when: Some(|c| {
+                // k3s and RKE2 issue the kubelet's client certificate and rewrite its
+                // kubeconfig at every start (pkg/daemons/agent): rotation is theirs.
+                if c.ev.platform.kubelet_in_process() {
+                    return Err("k3s and RKE2 issue and renew the kubelet's client certificate themselves (its kubeconfig is rewritten at every start): leave rotation to them".into());
+                }
                 let bootstrap = c
                     .flag("bootstrap-kubeconfig")
                     .is_some_and(|p| !p.is_empty());

@@ -127,15 +127,23 @@ pub fn kubelet_argv(
         raw: 0..0,
         removable: false,
     }];
+    let made_up = |text: &str| Arg {
+        value: Traced::made_up(text),
+        var: None,
+        container: Default::default(),
+        raw: 0..0,
+        removable: false,
+    };
+    // What k3s itself always passes before the user's kubelet-args (pkg/daemons/agent
+    // agent_linux.go argsMap: "kubeconfig" is cfg.KubeConfigKubelet, <data-dir>/agent/
+    // kubelet.kubeconfig, which k3s rewrites at every start with os.Create): the file the
+    // 4.1.5/4.1.6 controls protect.
+    argv.push(made_up(&format!(
+        "--kubeconfig=/var/lib/rancher/{dist}/agent/kubelet.kubeconfig"
+    )));
     let dir = kubelet_conf_dir(dist);
     if fs.is_dir(&dir) {
-        argv.push(Arg {
-            value: Traced::made_up(&format!("--config-dir={dir}")),
-            var: None,
-            container: Default::default(),
-            raw: 0..0,
-            removable: false,
-        });
+        argv.push(made_up(&format!("--config-dir={dir}")));
     }
     argv.extend(entries.into_iter().map(|e| Arg {
         var: Some(e.via.into()),
@@ -297,6 +305,8 @@ mod tests {
     }
 
     const UNIT: &str = "etc/systemd/system/k3s.service";
+    /// What k3s passes itself, before the user's kubelet-args.
+    const KUBECONFIG: &str = "--kubeconfig=/var/lib/rancher/k3s/agent/kubelet.kubeconfig";
 
     #[test]
     fn later_kubelet_arg_replaces_plus_appends_cli_comes_last() {
@@ -315,7 +325,17 @@ mod tests {
                 "kubelet-arg+: \"--d=4\"\nother: [x]\n",
             ),
         ]);
-        assert_eq!(a, ["kubelet", "--c=3", "--d=4", "--v=4", "--max-pods=9"]);
+        assert_eq!(
+            a,
+            [
+                "kubelet",
+                KUBECONFIG,
+                "--c=3",
+                "--d=4",
+                "--v=4",
+                "--max-pods=9"
+            ]
+        );
     }
 
     #[test]
@@ -328,6 +348,6 @@ mod tests {
             ("etc/rancher/k3s/config.yaml", "kubelet-arg: [ignored=1]\n"),
             ("etc/k3s-custom.yaml", "kubelet-arg: [used=1]\n"),
         ]);
-        assert_eq!(a, ["kubelet", "--used=1"]);
+        assert_eq!(a, ["kubelet", KUBECONFIG, "--used=1"]);
     }
 }
