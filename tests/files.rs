@@ -476,7 +476,16 @@ fn settings_and_files_fixed_in_one_apply_then_rolled_back_exactly() {
     let env = t.path().join("etc/default/kubelet");
     let original = "KUBELET_EXTRA_ARGS=--node-ip=10.0.1.25 --make-iptables-util-chains=false\n";
     std::fs::write(&env, original).unwrap();
-    own_healthz_port(t.path());
+    // No health endpoint (healthzPort 0: the kubelet serves none and apply waits for none):
+    // this test is about files, and a chosen port can be taken before the restart binds it.
+    let cfg = t.path().join("var/lib/kubelet/config.yaml");
+    let text_now = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text_now.contains("healthzPort: 10248\n"));
+    std::fs::write(
+        &cfg,
+        text_now.replace("healthzPort: 10248\n", "healthzPort: 0\n"),
+    )
+    .unwrap();
     let sb = sandbox::Sandbox::boot(t.path(), "kubelet.service", "/usr/bin/kubelet", "", &[]);
     let before = node_files(&sb.root);
     let pid = sb.systemd().state("kubelet.service").unwrap().main_pid;
