@@ -626,7 +626,7 @@ impl Terminal {
                 t += &format!("\napplying the saved plan {}:\n", path.display());
                 for c in *changes {
                     t += &crate::meta::header(&c.path, &c.meta);
-                    if c.before != c.after {
+                    if c.edits_content() {
                         t += &plan::unified(&c.path, &c.before, &c.after);
                     }
                 }
@@ -644,11 +644,12 @@ impl Terminal {
                     if !f.backup.is_empty() {
                         what.push("content".to_string());
                     }
-                    if f.mode_after.is_some() {
-                        what.push(format!("mode {}", crate::meta::mode_text(f.mode)));
+                    let change = f.change();
+                    if let Some(m) = change.mode {
+                        what.push(format!("mode {}", m.from));
                     }
-                    if f.owner_after.is_some() {
-                        what.push(format!("owner {}:{}", f.uid, f.gid));
+                    if let Some(o) = change.owner {
+                        what.push(format!("owner {}", o.from));
                     }
                     t += &format!("  restore {} ({})\n", f.path, what.join(", "));
                 }

@@ -136,12 +136,6 @@ const SYSCTL_DIRS: &[&str] = &[
 ];
 
 impl FixCtx<'_> {
-    /// The last value the kubelet's command line gives a flag outside the settings table
-    /// (`--kubeconfig`), in either form.
-    pub fn flag(&self, name: &str) -> Option<String> {
-        self.ev.flag(name)
-    }
-
     /// How the user of a kubeconfig authenticates: `cert` (a client certificate), a token kind
     /// (`exec`, `token`, `tokenFile`, `auth-provider`), or why it cannot be told.
     pub fn kubeconfig_auth(&self, path: &str) -> Result<&'static str, String> {
@@ -831,10 +825,10 @@ pub const CONTROLS: &[Control] = &[
                 if c.ev.platform.kubelet_in_process() {
                     return Err("k3s and RKE2 issue and renew the kubelet's client certificate themselves (its kubeconfig is rewritten at every start): leave rotation to them".into());
                 }
-                let bootstrap = c
-                    .flag("bootstrap-kubeconfig")
-                    .is_some_and(|p| !p.is_empty());
-                let Some(path) = c.flag("kubeconfig").filter(|p| !p.is_empty()) else {
+                let bootstrap =
+                    c.ev.flag("bootstrap-kubeconfig")
+                        .is_some_and(|p| !p.is_empty());
+                let Some(path) = c.ev.flag("kubeconfig").filter(|p| !p.is_empty()) else {
                     return if bootstrap {
                         Ok(())
                     } else {

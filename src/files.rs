@@ -133,6 +133,18 @@ fn fact(fs: &NodeFs, named: &str) -> Fact {
     }
 }
 
+/// [`gather`] when `ids` has a 4.1 control; nothing is looked at otherwise.
+pub fn gather_for(fs: &NodeFs, ev: &Evidence, j: &Judgement, ids: &[&str]) -> Facts {
+    let any = ids
+        .iter()
+        .any(|id| crate::controls::get(id).is_some_and(|c| c.file.is_some()));
+    if any {
+        gather(fs, ev, j)
+    } else {
+        Facts::default()
+    }
+}
+
 /// Look at every file the 4.1 controls cover, as this evidence and judgement name them.
 pub fn gather(fs: &NodeFs, ev: &Evidence, j: &Judgement) -> Facts {
     let unit = ev

@@ -214,16 +214,7 @@ pub fn evaluate(fs: &NodeFs, e: &Eval) -> Result<(Evidence, Report, Plan), Error
         .as_ref()
         .map(|r| effective::judge_running(&ev, r));
     let sel = &e.controls;
-    // The files are looked at only when a 4.1 control is selected.
-    let facts = if sel
-        .ids
-        .iter()
-        .any(|id| controls::get(id).is_some_and(|c| c.file.is_some()))
-    {
-        crate::files::gather(fs, &ev, &j)
-    } else {
-        Default::default()
-    };
+    let facts = crate::files::gather_for(fs, &ev, &j, &sel.ids);
     let first = controls::judge(&ev, &j, running.as_ref(), &facts, sel, &|id| fixes(&p, id));
     // The other controls' automatic fixes join the first one's in one proved plan; the file
     // controls' chmods and chowns join the changes of the files they touch.
@@ -485,7 +476,7 @@ fn apply_into(
 
     // A mode or owner change needs no restart and no daemon-reload (systemd and the kubelet
     // read the same bytes): only content, or a kubelet already behind its files, restarts.
-    let restart_due = changes.iter().any(|c| c.before != c.after) || report(out).restart.needed;
+    let restart_due = changes.iter().any(FileChange::edits_content) || report(out).restart.needed;
     // Reach systemd before writing anything: no connection, no change.
     let sd = match &o.restart {
         Some(r) if restart_due => Some(r.connect(fs)?),
@@ -521,7 +512,7 @@ fn apply_into(
             }
         }
         let j = effective::judge(&ev);
-        let facts = crate::files::gather(fs, &ev, &j);
+        let facts = crate::files::gather_for(fs, &ev, &j, &fixed);
         passes(&j, Some(&facts), &fixed, sel).map_err(|why| format!("the written files: {why}"))
     };
     let t = Instant::now();
@@ -531,14 +522,8 @@ fn apply_into(
     out.applied = Some(applied.clone());
 
     if !restart_due {
-        out.set(
-            if needs_a_person(report(out)) {
-                Verdict::NonCompliant
-            } else {
-                Verdict::Changed
-            },
-            if needs_a_person(report(out)) { 2 } else { 0 },
-        );
+        let (result, code) = written(report(out));
+        out.set(result, code);
         return Ok(());
     }
     let (Some(sd), Some(r)) = (&sd, &o.restart) else {
@@ -569,12 +554,8 @@ fn apply_into(
             restart_done.value = check_process.then_some(true);
             restart_done.result = Some(done);
             out.restart = Some(restart_done);
-            // Selected controls the edits do not fix still fail: they need a person.
-            if needs_a_person(report(out)) {
-                out.set(Verdict::NonCompliant, 2);
-            } else {
-                out.set(Verdict::Changed, 0);
-            }
+            let (result, code) = written(report(out));
+            out.set(result, code);
             settle_marker(fs, None, out);
             Ok(())
         }
@@ -655,12 +636,18 @@ fn passes(
     Ok(())
 }
 
-/// Whether a selected control fails that the plan does not fix.
-fn needs_a_person(report: &Report) -> bool {
-    report
+/// The result of an apply whose changes are written (and the kubelet restarted, when due):
+/// selected controls the changes do not fix still fail, and need a person.
+fn written(report: &Report) -> (Verdict, i32) {
+    let needs_a_person = report
         .controls
         .iter()
-        .any(|c| c.status != controls::Status::Pass && !c.fixable)
+        .any(|c| c.status != controls::Status::Pass && !c.fixable);
+    if needs_a_person {
+        (Verdict::NonCompliant, 2)
+    } else {
+        (Verdict::Changed, 0)
+    }
 }
 
 /// Write the pending-restart marker (`Some`: files changed, no restart) or remove it (a restart
@@ -772,7 +759,6 @@ fn saved_changes(
             )));
         };
         let planned = |why: String| Stop::Before(format!("--plan {shown}: {}: {why}", f.path));
-        f.meta.parsed().map_err(planned)?;
         let meta = fs
             .stat(&resolved)?
             .map(|(_, m)| crate::meta::Meta::of(&m))
@@ -1292,7 +1278,7 @@ fn control_checks(fs: &NodeFs, o: &VerifyOptions, ev: &Evidence) -> Result<Vec<C
         }
     }
     let files = effective::judge(ev);
-    let facts = crate::files::gather(fs, ev, &files);
+    let facts = crate::files::gather_for(fs, ev, &files, &sel.ids);
     each(
         "the files on disk (what the next restart runs)",
         Ok(&files),

@@ -97,7 +97,8 @@ pub struct FileChange {
 }
 
 impl FileChange {
-    fn edits_content(&self) -> bool {
+    /// Whether the content changes (not only the mode or owner).
+    pub fn edits_content(&self) -> bool {
         self.before != self.after
     }
 }
@@ -127,6 +128,17 @@ impl ManifestFile {
             uid: self.uid,
             gid: self.gid,
         }
+    }
+
+    /// The mode and owner change the apply made (empty for a content edit alone).
+    pub fn change(&self) -> MetaChange {
+        let (uid, gid) = self.owner_after.unwrap_or((self.uid, self.gid));
+        let after = Meta {
+            mode: self.mode_after.unwrap_or(self.mode),
+            uid,
+            gid,
+        };
+        MetaChange::between(self.original(), after)
     }
 }
 
@@ -548,12 +560,11 @@ fn log_files(m: &Manifest) -> serde_json::Value {
                 let mut line = serde_json::json!({
                     "path": f.path, "sha256_before": f.sha256_before, "sha256_after": f.sha256_after
                 });
-                // A mode or owner change is in the audit line too.
-                if let Some(m) = f.mode_after {
-                    line["mode"] = serde_json::json!({"from": crate::meta::mode_text(f.mode), "to": crate::meta::mode_text(m)});
-                }
-                if let Some((u, g)) = f.owner_after {
-                    line["owner"] = serde_json::json!({"from": format!("{}:{}", f.uid, f.gid), "to": format!("{u}:{g}")});
+                // A mode or owner change is in the audit line too, as the record shows it.
+                if let (Some(l), serde_json::Value::Object(meta)) =
+                    (line.as_object_mut(), serde_json::json!(f.change()))
+                {
+                    l.extend(meta);
                 }
                 line
             })
@@ -950,7 +961,7 @@ fn restore_set(
                 meta.owner_text()
             )));
         }
-        let meta_back = (f.mode_after.is_some() || f.owner_after.is_some()) && meta != f.original();
+        let meta_back = !f.change().is_empty() && meta != f.original();
         let content_back = !content_original && original.is_some();
         if !content_original && original.is_none() {
             warnings.push(format!(
